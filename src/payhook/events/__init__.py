@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from payhook.events._filters import filter_matches, validate_filter
 from payhook.events._ids import new_id
 from payhook.events._model import Event, EventData, EventDraft, render_event
 from payhook.events._money import format_amount, parse_amount, parse_fen
@@ -14,6 +15,7 @@ __all__ = [
     "EventData",
     "EventDraft",
     "EventType",
+    "filter_matches",
     "format_amount",
     "new_id",
     "parse_amount",
@@ -22,4 +24,5 @@ __all__ = [
     "parse_rfc3339",
     "render_event",
     "to_rfc3339",
+    "validate_filter",
 ]

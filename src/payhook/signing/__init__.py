@@ -1,0 +1,17 @@
+"""Crypto only: bytes and keys in, verdicts out."""
+
+from __future__ import annotations
+
+from payhook.signing._keys import (
+    load_certificates,
+    load_rsa_private_key,
+    load_rsa_public_key,
+    public_key_of_certificate,
+)
+
+__all__ = [
+    "load_certificates",
+    "load_rsa_private_key",
+    "load_rsa_public_key",
+    "public_key_of_certificate",
+]
