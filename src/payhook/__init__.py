@@ -1,0 +1,7 @@
+"""payhook: payment callbacks in, signed webhooks out."""
+
+from __future__ import annotations
+
+from payhook._version import __version__
+
+__all__ = ["__version__"]
