@@ -54,7 +54,6 @@ metadata = MetaData(
 )
 
 
-
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend.
 
@@ -197,7 +196,8 @@ attempts = Table(
     Column("attempted_at", _TS, nullable=False),
     Column("status_code", Integer, nullable=True),
     Column("latency_ms", Integer, nullable=True),
-    Column("error_class", String(16), nullable=True),  # timeout | connect | dns | tls | http | handler
+    # timeout | connect | dns | tls | http | handler
+    Column("error_class", String(16), nullable=True),
     Column("error", Text, nullable=True),
     Column("response_body", Text, nullable=True),  # first 1 KiB
     Index("ix_payhook_delivery_attempts_delivery_id", "delivery_id"),
