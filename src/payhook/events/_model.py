@@ -47,9 +47,7 @@ class EventDraft:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
-def render_event(
-    draft: EventDraft, *, event_id: str, channel: str, created_at: datetime
-) -> bytes:
+def render_event(draft: EventDraft, *, event_id: str, channel: str, created_at: datetime) -> bytes:
     """The UTF-8 JSON body POSTed to subscribers for this event."""
     data: dict[str, Any] = {
         "provider": draft.provider,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from payhook.errors import NotificationError
 
-__all__ = ["parse_amount", "parse_fen", "format_amount"]
+__all__ = ["format_amount", "parse_amount", "parse_fen"]
 
 # Digits, an optional point and at most two decimals: no sign, no exponent, no spaces.
 _AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,2})?\Z")

@@ -82,7 +82,9 @@ def load_rsa_private_key(material: str | bytes, *, what: str = "private key") ->
     return key
 
 
-def load_certificates(material: str | bytes, *, what: str = "certificate") -> list[x509.Certificate]:
+def load_certificates(
+    material: str | bytes, *, what: str = "certificate"
+) -> list[x509.Certificate]:
     """Every certificate in a PEM bundle, in file order (a DER file holds one).
 
     Raises:
