@@ -20,7 +20,7 @@ def parse_amount(text: str, *, field: str = "amount") -> int:
     Raises:
         NotificationError: more than two decimals, a sign, an exponent or not a number.
     """
-    if not isinstance(text, str) or not _AMOUNT.match(text):
+    if not _AMOUNT.match(text):
         raise NotificationError(f"{field} is not a valid amount", reason="bad_amount")
     return int(Decimal(text) * 100)
 

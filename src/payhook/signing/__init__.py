@@ -8,10 +8,14 @@ from payhook.signing._keys import (
     load_rsa_public_key,
     public_key_of_certificate,
 )
+from payhook.signing._rsa import RsaDigest, rsa_sign, rsa_verify
 
 __all__ = [
+    "RsaDigest",
     "load_certificates",
     "load_rsa_private_key",
     "load_rsa_public_key",
     "public_key_of_certificate",
+    "rsa_sign",
+    "rsa_verify",
 ]

@@ -1,0 +1,306 @@
+"""The ``payhook`` command line (contract §2).
+
+Exit codes: 0 ok, 1 user or configuration error (one line on stderr, no traceback), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from payhook._version import __version__
+from payhook.config import (
+    AlipayChannel,
+    PayhookSettings,
+    WechatPayV2Channel,
+    WechatPayV3Channel,
+    load_settings,
+)
+from payhook.errors import PayhookError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_config_option = click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Configuration file (default: $PAYHOOK_CONFIG, else ./payhook.toml).",
+)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def user_errors(fn: F) -> F:
+    """Turn payhook errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PayhookError as exc:
+            _fail(exc.message)
+        except OSError as exc:
+            _fail(f"{exc.__class__.__name__}: {exc.strerror or exc}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _config_path(config: str | None) -> str | None:
+    """``--config`` given on the command, else on the group."""
+    if config:
+        return config
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.obj and ctx.obj.get("config"):
+            return str(ctx.obj["config"])
+        ctx = ctx.parent
+    return None
+
+
+def _settings(config: str | None) -> PayhookSettings:
+    settings = load_settings(_config_path(config))
+    from payhook._logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@click.group()
+@click.version_option(__version__, prog_name="payhook")
+@_config_option
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """payhook: payment provider callbacks in, signed webhooks out."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+# -- serve / worker / db ----------------------------------------------------------------------
+
+
+@main.command()
+@_config_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-dispatcher", is_flag=True, help="Receive only; run `payhook worker` elsewhere.")
+@click.option("--no-migrate", is_flag=True, help="Do not create/upgrade the schema on start.")
+@user_errors
+def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migrate: bool) -> None:
+    """Run the receiver, the admin API and (unless --no-dispatcher) the dispatcher."""
+    import uvicorn
+
+    from payhook._hook import PayHook
+
+    settings = _settings(config)
+    hook = PayHook(settings, run_dispatcher=not no_dispatcher, migrate=not no_migrate)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            hook.app,
+            host=host,
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            # Slow or abusive clients must not exhaust the server.
+            timeout_keep_alive=5,
+            limit_concurrency=2048,
+            h11_max_incomplete_event_size=16 * 1024,
+            timeout_graceful_shutdown=15,
+        )
+    )
+    click.echo(f"payhook {__version__} listening on http://{host}:{port}", err=True)
+    asyncio.run(server.serve())
+    if not server.started:
+        _fail(f"could not start the server on {host}:{port}")
+
+
+@main.command()
+@_config_option
+@user_errors
+def worker(config: str | None) -> None:
+    """Run the outbound dispatcher alone (any number may share one PostgreSQL database)."""
+    from payhook._hook import PayHook
+
+    settings = _settings(config)
+    hook = PayHook(settings, run_dispatcher=False, migrate=False)
+    asyncio.run(_run_worker(hook))
+
+
+async def _run_worker(hook: Any) -> None:
+    import signal
+
+    await hook.start()
+    dispatcher = hook.build_dispatcher(with_handlers=False)
+    task = asyncio.create_task(dispatcher.run())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    click.echo("payhook worker running", err=True)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    await dispatcher.stop()
+    waiter.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await hook.stop()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+@_config_option
+@user_errors
+def upgrade(config: str | None) -> None:
+    """Apply schema migrations and exit."""
+    from payhook.storage import Store
+
+    settings = _settings(config)
+
+    async def run() -> None:
+        store = Store(settings.database_url)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    click.echo("database is up to date")
+
+
+# -- check-config -----------------------------------------------------------------------------
+
+
+@main.command("check-config")
+@_config_option
+@user_errors
+def check_config(config: str | None) -> None:
+    """Validate the configuration and print a summary without secrets."""
+    from sqlalchemy.engine import make_url
+
+    settings = load_settings(_config_path(config), require_file=True)
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    click.echo(f"database: {url}")
+    click.echo(f"admin API: {'on' if settings.admin_token else 'off (no admin_token)'}")
+    click.echo(f"max body: {settings.max_body_bytes} bytes")
+    d = settings.dispatcher
+    click.echo(
+        f"dispatcher: {len(d.retry_schedule)} retries over {sum(d.retry_schedule) / 3600:.1f} h, "
+        f"timeout {d.request_timeout:g}s, concurrency {d.concurrency} "
+        f"({d.per_subscription_concurrency} per subscription)"
+    )
+    for channel in settings.channels:
+        click.echo(f"channel {channel.name}: {channel.provider}, {_channel_summary(channel)}")
+    for sub in settings.subscriptions:
+        state = "enabled" if sub.enabled else "disabled"
+        click.echo(
+            f"subscription {sub.name}: {sub.url} events={','.join(sub.events)} "
+            f"secret=whsec_*** ({state})"
+        )
+    click.echo("configuration OK")
+
+
+def _channel_summary(channel: AlipayChannel | WechatPayV3Channel | WechatPayV2Channel) -> str:
+    if isinstance(channel, AlipayChannel):
+        mode = "public-key mode" if channel.alipay_public_key else "certificate mode"
+        extra = f", seller_id {channel.seller_id}" if channel.seller_id else ""
+        sim = ", simulator key set" if channel.simulator_private_key else ""
+        return f"app_id {channel.app_id}, {mode}{extra}{sim}"
+    if isinstance(channel, WechatPayV3Channel):
+        modes = []
+        if channel.wechatpay_public_key_id:
+            modes.append(f"public key {channel.wechatpay_public_key_id}")
+        if channel.platform_certificates:
+            modes.append(f"{len(channel.platform_certificates)} platform certificate file(s)")
+        if channel.merchant_serial_no:
+            modes.append("certificate download")
+        return f"mch_id {channel.mch_id}, {', '.join(modes)}"
+    return f"mch_id {channel.mch_id}" + (f", appid {channel.app_id}" if channel.app_id else "")
+
+
+# -- simulate ---------------------------------------------------------------------------------
+
+
+@main.command()
+@_config_option
+@click.argument("channel")
+@click.option("--order", "order_id", required=True, help="The merchant order id (out_trade_no).")
+@click.option("--amount", required=True, help="Order amount in yuan, e.g. 88.88.")
+@click.option(
+    "--event",
+    type=click.Choice(["paid", "closed", "refund"]),
+    default="paid",
+    show_default=True,
+)
+@click.option("--refund-amount", default=None, help="Refund amount in yuan (with --event refund).")
+@click.option("--url", default=None, help="Where to POST (default: the local server).")
+@user_errors
+def simulate(
+    config: str | None,
+    channel: str,
+    order_id: str,
+    amount: str,
+    event: str,
+    refund_amount: str | None,
+    url: str | None,
+) -> None:
+    """Send a callback built and signed exactly as CHANNEL's provider would (test keys)."""
+    from payhook._wiring import build_simulator
+    from payhook.events import parse_amount
+
+    settings = load_settings(_config_path(config))
+    settings_channel = settings.channel(channel)
+    amount_fen = parse_amount(amount, field="--amount")
+    refund_fen = parse_amount(refund_amount, field="--refund-amount") if refund_amount else None
+    if event == "refund" and refund_fen is None:
+        refund_fen = amount_fen
+    simulator = build_simulator(settings_channel)
+    try:
+        callback = simulator.build(
+            order_id=order_id,
+            amount=amount_fen,
+            event=event,
+            refund_amount=refund_fen,
+            now=datetime.now(UTC),
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    target = url or f"http://127.0.0.1:8000/notify/{channel}"
+    request = urllib.request.Request(  # noqa: S310 - the operator chooses the URL
+        target, data=callback.body, headers=dict(callback.headers), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except urllib.error.URLError as exc:
+        _fail(f"cannot reach {target}: {exc.reason}")
+    text = body.decode("utf-8", "replace")
+    click.echo(f"HTTP {status}")
+    if text:
+        click.echo(text)
+    if not 200 <= status < 300:
+        sys.exit(1)
+
+
+def _json_dump(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))

@@ -1,0 +1,451 @@
+"""The intake transaction: audit row, events (one per key) and their outbox rows, all or nothing.
+
+Two implementations of the same steps:
+
+- SQLite: one dedicated writer thread with its own stdlib ``sqlite3`` connection. Concurrent
+  callbacks queue up and are committed together (group commit): each gets a SAVEPOINT, the batch
+  gets one ``COMMIT`` (one fsync with ``synchronous=FULL``), and only then is any of them answered.
+  Nothing is acknowledged before its commit is durable.
+- PostgreSQL: one SQLAlchemy Core transaction per callback; concurrent commits share WAL flushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from payhook.errors import StorageUnavailableError
+from payhook.events import EventDraft, EventType, filter_matches, new_id, render_event
+from payhook.storage._engine import SQLITE_PRAGMAS
+from payhook.storage._tables import (
+    deliveries,
+    events,
+    notifications,
+    sqlite_timestamp,
+    subscriptions,
+)
+
+__all__ = ["IntakeRecord", "IntakeResult", "PostgresIntake", "SqliteWriter"]
+
+logger = logging.getLogger("payhook.storage")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntakeRecord:
+    """Everything the intake transaction writes for one callback."""
+
+    channel: str
+    received_at: datetime
+    headers: dict[str, str]
+    body: bytes
+    notification_id: str | None
+    drafts: tuple[EventDraft, ...]
+    verdict: str = "accepted"  # accepted | refused
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntakeResult:
+    """What the intake transaction did."""
+
+    event_ids: tuple[str, ...]
+    new_event_ids: tuple[str, ...]
+    new_event_types: tuple[str, ...]
+    deliveries: int
+
+    @property
+    def is_duplicate(self) -> bool:
+        """True when every event already existed (the callback was seen before)."""
+        return bool(self.event_ids) and not self.new_event_ids
+
+
+def _needs_refund_share(draft: EventDraft) -> bool:
+    return (
+        draft.type is EventType.REFUND_SUCCEEDED
+        and draft.refund_amount is None
+        and draft.refunded_total is not None
+    )
+
+
+def _with_share(draft: EventDraft, previous_total: int | None) -> EventDraft:
+    # Alipay reports the cumulative refunded amount: this refund is the increase over the
+    # largest cumulative amount already recorded for the trade.
+    assert draft.refunded_total is not None
+    return replace(draft, refund_amount=draft.refunded_total - (previous_total or 0))
+
+
+# --------------------------------------------------------------------------------------------
+# SQLite: the writer thread
+
+
+class _Job:
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.future = future
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in results:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class SqliteWriter:
+    """A thread that owns the only SQLite write connection and commits jobs in groups."""
+
+    max_batch = 256
+
+    def __init__(self, path: str, *, on_commit: Callable[[], None] | None = None) -> None:
+        self._path = path
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._on_commit = on_commit
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="payhook-sqlite-writer", daemon=True
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside the next group transaction; returns once it is durably committed."""
+        if self._thread is None:
+            raise StorageUnavailableError("the SQLite writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, loop, future))
+        return await future
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        for pragma in SQLITE_PRAGMAS:
+            conn.execute(pragma)
+        return conn
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while True:
+            job = self._queue.get()
+            if job is None:
+                break
+            batch = [job]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            try:
+                if conn is None:
+                    conn = self._connect()
+                self._commit_batch(conn, batch)
+            except sqlite3.Error as exc:
+                logger.error(
+                    "SQLite write failed: %s", exc, extra={"action": "storage_unavailable"}
+                )
+                if conn is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()
+                    conn = None
+                self._fail(batch, StorageUnavailableError("the SQLite database cannot be written"))
+            if stop:
+                break
+        if conn is not None:
+            conn.close()
+
+    def _fail(self, batch: list[_Job], error: Exception) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for job in batch:
+            by_loop.setdefault(job.loop, []).append((job.future, False, error))
+        for loop, results in by_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, results)
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        results: list[tuple[_Job, bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = job.fn(conn)
+                except sqlite3.OperationalError:
+                    raise  # the database itself is in trouble: fail the whole batch
+                except Exception as exc:  # noqa: BLE001 - a job's own failure is its caller's
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((job, False, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    results.append((job, True, value))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if self._on_commit is not None:
+            self._on_commit()
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for job, ok, value in results:
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in by_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, settled)
+
+
+_SQLITE_SUBS = "SELECT id, events FROM payhook_subscriptions WHERE enabled = 1"
+_SQLITE_FIND = "SELECT id FROM payhook_events WHERE event_key = ?"
+_SQLITE_PREV_REFUND = (
+    "SELECT MAX(refunded_total) FROM payhook_events WHERE provider = ? AND merchant_id = ? "
+    "AND transaction_id = ? AND type = 'payment.refund.succeeded' AND refunded_total < ?"
+)
+_SQLITE_INSERT_EVENT = (
+    "INSERT INTO payhook_events (id, event_key, type, channel, provider, merchant_id, order_id, "
+    "transaction_id, refund_id, refunded_total, created_at, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING"
+)
+_SQLITE_INSERT_DELIVERY = (
+    "INSERT INTO payhook_deliveries (id, event_id, subscription_id, status, attempt_count, "
+    "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)"
+)
+_SQLITE_INSERT_NOTIFICATION = (
+    "INSERT INTO payhook_notifications (channel, received_at, headers, body, verdict, reason, "
+    "notification_id, event_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def sqlite_record(
+    record: IntakeRecord, now: datetime
+) -> Callable[[sqlite3.Connection], IntakeResult]:
+    """The intake transaction for the SQLite writer thread."""
+
+    def run(conn: sqlite3.Connection) -> IntakeResult:
+        ts = sqlite_timestamp(now)
+        now_ms = int(now.timestamp() * 1000)
+        event_ids: list[str] = []
+        new_ids: list[str] = []
+        new_types: list[str] = []
+        count = 0
+        subs: list[tuple[str, list[str]]] | None = None
+        for draft in record.drafts:
+            found = conn.execute(_SQLITE_FIND, (draft.key,)).fetchone()
+            if found is not None:
+                event_ids.append(found[0])
+                continue
+            if _needs_refund_share(draft):
+                prev = conn.execute(
+                    _SQLITE_PREV_REFUND,
+                    (draft.provider, draft.merchant_id, draft.transaction_id, draft.refunded_total),
+                ).fetchone()
+                draft = _with_share(draft, prev[0] if prev else None)
+            event_id = new_id("evt", now_ms=now_ms)
+            body = render_event(draft, event_id=event_id, channel=record.channel, created_at=now)
+            conn.execute(
+                _SQLITE_INSERT_EVENT,
+                (
+                    event_id, draft.key, str(draft.type), record.channel, draft.provider,
+                    draft.merchant_id, draft.order_id, draft.transaction_id, draft.refund_id,
+                    draft.refunded_total, ts, body,
+                ),
+            )  # fmt: skip
+            event_ids.append(event_id)
+            new_ids.append(event_id)
+            new_types.append(str(draft.type))
+            if subs is None:
+                subs = [(row[0], json.loads(row[1])) for row in conn.execute(_SQLITE_SUBS)]
+            for sub_id, filters in subs:
+                if filter_matches(filters, str(draft.type)):
+                    conn.execute(
+                        _SQLITE_INSERT_DELIVERY,
+                        (new_id("dlv", now_ms=now_ms), event_id, sub_id, ts, ts, ts),
+                    )
+                    count += 1
+        verdict = record.verdict
+        if verdict == "accepted" and event_ids and not new_ids:
+            verdict = "duplicate"
+        conn.execute(
+            _SQLITE_INSERT_NOTIFICATION,
+            (
+                record.channel, sqlite_timestamp(record.received_at),
+                json.dumps(record.headers), record.body, verdict, record.reason,
+                record.notification_id, json.dumps(event_ids) if event_ids else None,
+            ),
+        )  # fmt: skip
+        return IntakeResult(
+            event_ids=tuple(event_ids),
+            new_event_ids=tuple(new_ids),
+            new_event_types=tuple(new_types),
+            deliveries=count,
+        )
+
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+class PostgresIntake:
+    """The intake transaction on PostgreSQL through SQLAlchemy Core."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def record(self, record: IntakeRecord, now: datetime) -> IntakeResult:
+        try:
+            async with self._engine.begin() as conn:
+                return await self._record(conn, record, now)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise StorageUnavailableError("the database cannot take the write") from exc
+        except SQLAlchemyError as exc:
+            raise StorageUnavailableError("the database rejected the write") from exc
+
+    async def _record(
+        self, conn: AsyncConnection, record: IntakeRecord, now: datetime
+    ) -> IntakeResult:
+        now_ms = int(now.timestamp() * 1000)
+        event_ids: list[str] = []
+        new_ids: list[str] = []
+        new_types: list[str] = []
+        count = 0
+        subs: Sequence[Any] | None = None
+        for draft in record.drafts:
+            found = await conn.scalar(select(events.c.id).where(events.c.event_key == draft.key))
+            if found is not None:
+                event_ids.append(found)
+                continue
+            if _needs_refund_share(draft):
+                # Serialise refunds of one trade so each sees the others' cumulative totals.
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                    {"k": f"{draft.provider}:{draft.merchant_id}:{draft.transaction_id}"},
+                )
+                prev = await conn.scalar(
+                    select(func.max(events.c.refunded_total)).where(
+                        events.c.provider == draft.provider,
+                        events.c.merchant_id == draft.merchant_id,
+                        events.c.transaction_id == draft.transaction_id,
+                        events.c.type == str(EventType.REFUND_SUCCEEDED),
+                        events.c.refunded_total < draft.refunded_total,
+                    )
+                )
+                draft = _with_share(draft, prev)
+            event_id = new_id("evt", now_ms=now_ms)
+            body = render_event(draft, event_id=event_id, channel=record.channel, created_at=now)
+            inserted = await conn.scalar(
+                pg_insert(events)
+                .values(
+                    id=event_id,
+                    event_key=draft.key,
+                    type=str(draft.type),
+                    channel=record.channel,
+                    provider=draft.provider,
+                    merchant_id=draft.merchant_id,
+                    order_id=draft.order_id,
+                    transaction_id=draft.transaction_id,
+                    refund_id=draft.refund_id,
+                    refunded_total=draft.refunded_total,
+                    created_at=now,
+                    body=body,
+                )
+                .on_conflict_do_nothing(index_elements=["event_key"])
+                .returning(events.c.id)
+            )
+            if inserted is None:
+                # A concurrent copy won the race; it has committed by now (we waited on it).
+                existing = await conn.scalar(
+                    select(events.c.id).where(events.c.event_key == draft.key)
+                )
+                if existing is not None:
+                    event_ids.append(existing)
+                continue
+            event_ids.append(event_id)
+            new_ids.append(event_id)
+            new_types.append(str(draft.type))
+            if subs is None:
+                subs = (
+                    await conn.execute(
+                        select(subscriptions.c.id, subscriptions.c.events).where(
+                            subscriptions.c.enabled.is_(True)
+                        )
+                    )
+                ).all()
+            rows = [
+                {
+                    "id": new_id("dlv", now_ms=now_ms),
+                    "event_id": event_id,
+                    "subscription_id": sub.id,
+                    "status": "pending",
+                    "attempt_count": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for sub in subs
+                if filter_matches(json.loads(sub.events), str(draft.type))
+            ]
+            if rows:
+                await conn.execute(deliveries.insert(), rows)
+                count += len(rows)
+        verdict = record.verdict
+        if verdict == "accepted" and event_ids and not new_ids:
+            verdict = "duplicate"
+        await conn.execute(
+            notifications.insert().values(
+                channel=record.channel,
+                received_at=record.received_at,
+                headers=json.dumps(record.headers),
+                body=record.body,
+                verdict=verdict,
+                reason=record.reason,
+                notification_id=record.notification_id,
+                event_ids=json.dumps(event_ids) if event_ids else None,
+            )
+        )
+        if count:
+            await conn.execute(text("SELECT pg_notify('payhook_outbox', '')"))
+        return IntakeResult(
+            event_ids=tuple(event_ids),
+            new_event_ids=tuple(new_ids),
+            new_event_types=tuple(new_types),
+            deliveries=count,
+        )

@@ -1,0 +1,122 @@
+"""The Store: owns the engine (and on SQLite the writer thread) and the intake transaction."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from payhook._clock import Clock, SystemClock
+from payhook.errors import StorageUnavailableError
+from payhook.storage._engine import create_engine, is_sqlite
+from payhook.storage._intake import (
+    IntakeRecord,
+    IntakeResult,
+    PostgresIntake,
+    SqliteWriter,
+    sqlite_record,
+)
+from payhook.storage._migrate import upgrade
+from payhook.storage._signal import OutboxSignal
+
+__all__ = ["Store"]
+
+logger = logging.getLogger("payhook.storage")
+
+
+class Store:
+    """payhook's database: intake writes, plus the engine the dispatcher and admin API use.
+
+    Args:
+        database_url: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://…``.
+        clock: the time source for ``created_at`` columns.
+        signal: raised after a commit that created deliveries (wakes the in-process dispatcher).
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        clock: Clock | None = None,
+        signal: OutboxSignal | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.clock = clock or SystemClock()
+        self.signal = signal or OutboxSignal()
+        self.is_sqlite = is_sqlite(database_url)
+        self._engine: AsyncEngine | None = None
+        self._writer: SqliteWriter | None = None
+        self._pg: PostgresIntake | None = None
+
+    def __repr__(self) -> str:
+        url = make_url(self.database_url).render_as_string(hide_password=True)
+        return f"Store({url!r})"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine (created on first use)."""
+        if self._engine is None:
+            self._engine = create_engine(self.database_url)
+        return self._engine
+
+    async def migrate(self) -> None:
+        """Create or upgrade payhook's tables."""
+        if self.is_sqlite:
+            database = make_url(self.database_url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        await upgrade(self.engine)
+
+    async def start(self) -> None:
+        """Open what the intake path needs."""
+        if self.is_sqlite:
+            if self._writer is None:
+                database = make_url(self.database_url).database
+                if not database or database == ":memory:":
+                    raise StorageUnavailableError("SQLite needs a file, not :memory:")
+                self._writer = SqliteWriter(database)
+                self._writer.start()
+        elif self._pg is None:
+            self._pg = PostgresIntake(self.engine)
+
+    async def close(self) -> None:
+        """Close the writer thread and the engine."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._pg = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def record(self, record: IntakeRecord) -> IntakeResult:
+        """Commit the intake transaction for one callback; returns after the commit is durable.
+
+        Raises:
+            StorageUnavailableError: the database cannot take the write.
+        """
+        now = self.clock.now()
+        if self._writer is None and self._pg is None:
+            await self.start()
+        if self._writer is not None:
+            result = await self._writer.run(sqlite_record(record, now))
+        else:
+            assert self._pg is not None
+            result = await self._pg.record(record, now)
+        if result.deliveries:
+            self.signal.notify()
+        return result
+
+    async def ping(self) -> bool:
+        """Whether the database answers."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            logger.warning("database not reachable: %s", exc.__class__.__name__)
+            return False
+        return True
