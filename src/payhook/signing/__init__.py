@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from payhook.signing._aead import AEAD_AES_256_GCM, aead_aes_gcm_decrypt, aead_aes_gcm_encrypt
 from payhook.signing._keys import (
     load_certificates,
     load_rsa_private_key,
@@ -11,7 +12,10 @@ from payhook.signing._keys import (
 from payhook.signing._rsa import RsaDigest, rsa_sign, rsa_verify
 
 __all__ = [
+    "AEAD_AES_256_GCM",
     "RsaDigest",
+    "aead_aes_gcm_decrypt",
+    "aead_aes_gcm_encrypt",
     "load_certificates",
     "load_rsa_private_key",
     "load_rsa_public_key",

@@ -1,0 +1,181 @@
+"""Alipay's form wire format: parse a raw notification body, build its string to sign, sign one.
+
+Alipay POSTs ``application/x-www-form-urlencoded`` bytes percent-encoded in the charset
+named by the signed ``charset`` field (providers.md §1.1). The body is parsed here, on raw
+bytes, exactly once: never through Starlette's form parser, which decodes as UTF-8 with
+replacement and destroys GBK text.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote_plus, unquote_to_bytes
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+from payhook.errors import NotificationError
+from payhook.signing import RsaDigest, rsa_sign
+
+__all__ = [
+    "SIGN_TYPES",
+    "AlipayForm",
+    "codec_for",
+    "decode_fields",
+    "encode_form",
+    "parse_form",
+    "sign_notification",
+    "string_to_sign",
+]
+
+# The charsets Alipay sends (providers.md §1.1). GB18030 is a superset of GBK and GB2312,
+# so it decodes what either names; keys are compared lower-case.
+_CODECS = {"utf-8": "utf-8", "gbk": "gb18030", "gb2312": "gb18030", "gb18030": "gb18030"}
+
+SIGN_TYPES: Mapping[str, RsaDigest] = {"RSA2": "sha256", "RSA": "sha1"}
+"""``sign_type`` values and their digests: RSA2 is SHA256withRSA, RSA is SHA1withRSA."""
+
+# The two keys Alipay leaves out of the string to sign (official SDK getSignCheckContentV1).
+_UNSIGNED = frozenset({"sign", "sign_type"})
+
+# Field names Alipay uses are ASCII identifiers; anything else is not an Alipay form.
+_KEY = re.compile(rb"[A-Za-z0-9_.\-]{1,64}\Z")
+# A "%" not followed by two hex digits: Java's URLDecoder refuses it, and so does payhook.
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlipayForm:
+    """A notification body split into fields, each value percent-decoded exactly once.
+
+    ``values`` keeps the decoded *bytes* in body order: the string to sign is built from
+    them, so verification never depends on a str round trip. ``codec`` is the Python codec
+    for the form's ``charset`` field (UTF-8 when the field is absent).
+    """
+
+    values: Mapping[str, bytes]
+    codec: str
+
+
+def codec_for(charset: str) -> str | None:
+    """The Python codec for an Alipay ``charset`` value, or ``None`` when payhook refuses it."""
+    return _CODECS.get(charset.lower())
+
+
+def _unquote(raw: bytes) -> bytes:
+    if _BAD_ESCAPE.search(raw):
+        raise NotificationError("the form holds a malformed percent escape", reason="malformed")
+    return unquote_to_bytes(raw.replace(b"+", b" "))
+
+
+def parse_form(body: bytes) -> AlipayForm:
+    """Split ``body`` at ``&`` and the first ``=``, turn ``+`` into space, percent-decode once.
+
+    Raises:
+        NotificationError: empty body, a pair without ``=``, a malformed escape or field
+            name, a duplicated field (``duplicate_field``) or an unknown ``charset``
+            (``unknown_charset``).
+    """
+    if not body:
+        raise NotificationError("the body is empty", reason="malformed")
+    values: dict[str, bytes] = {}
+    for segment in body.split(b"&"):
+        name, sep, value = segment.partition(b"=")
+        if not sep:
+            raise NotificationError("a form pair has no '='", reason="malformed")
+        key = _unquote(name)
+        if not _KEY.match(key):
+            raise NotificationError("a form field name is not valid", reason="malformed")
+        text = key.decode("ascii")
+        if text in values:
+            # Alipay sends each field once; a second copy could smuggle a value past checks.
+            raise NotificationError(f"field {text} appears twice", reason="duplicate_field")
+        values[text] = _unquote(value)
+    charset = values.get("charset")
+    codec = "utf-8" if charset is None else codec_for(charset.decode("latin-1"))
+    if codec is None:
+        raise NotificationError("the charset field names an unknown charset", reason="unknown_charset")
+    return AlipayForm(values=values, codec=codec)
+
+
+def decode_fields(form: AlipayForm) -> dict[str, str]:
+    """Every value decoded with the form's charset, in body order.
+
+    Raises:
+        NotificationError: a value is not valid in that charset (``bad_encoding``).
+    """
+    fields: dict[str, str] = {}
+    for key, value in form.values.items():
+        try:
+            fields[key] = value.decode(form.codec)
+        except UnicodeDecodeError:
+            raise NotificationError(
+                f"field {key} is not valid in the form's charset", reason="bad_encoding"
+            ) from None
+    return fields
+
+
+def string_to_sign(form: AlipayForm, *, drop_empty: bool = False) -> bytes:
+    """All fields but ``sign`` and ``sign_type``, sorted by name, ``k=v`` joined by ``&``.
+
+    The values are the decoded bytes as received, i.e. the string encoded in the form's
+    charset. ``drop_empty`` leaves out empty values, the variant some signers use
+    (providers.md §1.2: which one Alipay uses is unconfirmed, so the verifier tries both).
+    """
+    items = sorted(
+        (key, value)
+        for key, value in form.values.items()
+        if key not in _UNSIGNED and not (drop_empty and not value)
+    )
+    return b"&".join(key.encode("ascii") + b"=" + value for key, value in items)
+
+
+def encode_form(pairs: Iterable[tuple[str, str]], codec: str) -> bytes:
+    """Percent-encode ``pairs`` in ``codec`` as a form body (``+`` for space)."""
+    return "&".join(
+        f"{quote_plus(key)}={quote_plus(value.encode(codec))}" for key, value in pairs
+    ).encode("ascii")
+
+
+def sign_notification(
+    fields: Mapping[str, str],
+    private_key: RSAPrivateKey,
+    *,
+    sign_type: str = "RSA2",
+    charset: str = "utf-8",
+) -> bytes:
+    """The form body of ``fields`` exactly as Alipay sends it, signed with ``private_key``.
+
+    Values are percent-encoded in ``charset`` with ``+`` for space; ``sign_type`` (when
+    ``fields`` lacks it) and ``sign`` are appended. Empty values are signed as ``k=``, as
+    Alipay's official SDK does. Used by the simulator and by tests; never by the receiver.
+
+    Raises:
+        ValueError: unknown ``sign_type`` or ``charset``, ``fields`` already holds ``sign``
+            or a name that is not an ASCII identifier, or its ``sign_type``/``charset`` field disagrees with the arguments.
+    """
+    digest = SIGN_TYPES.get(sign_type)
+    if digest is None:
+        raise ValueError(f"unknown sign_type {sign_type!r}")
+    codec = codec_for(charset)
+    if codec is None:
+        raise ValueError(f"unknown charset {charset!r}")
+    if "sign" in fields:
+        raise ValueError("fields already hold a sign")
+    if not all(_KEY.match(key.encode()) for key in fields):
+        raise ValueError("a field name is not an Alipay field name")
+    if fields.get("sign_type", sign_type) != sign_type:
+        raise ValueError("the sign_type field disagrees with sign_type")
+    if codec_for(fields.get("charset", charset)) != codec:
+        raise ValueError("the charset field disagrees with charset")
+    content = "&".join(
+        f"{key}={value}" for key, value in sorted(fields.items()) if key not in _UNSIGNED
+    )
+    signature = base64.b64encode(rsa_sign(private_key, content.encode(codec), digest=digest))
+    pairs = list(fields.items())
+    if "sign_type" not in fields:
+        pairs.append(("sign_type", sign_type))
+    pairs.append(("sign", signature.decode("ascii")))
+    return encode_form(pairs, codec)

@@ -1,0 +1,201 @@
+"""The intake transaction on SQLite and PostgreSQL: one event per fact, outbox rows with it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from payhook._clock import SystemClock
+from payhook.errors import StorageUnavailableError
+from payhook.events import EventDraft, EventType
+from payhook.storage import IntakeRecord, Store
+from payhook.storage._tables import deliveries, events, notifications, subscriptions
+from tests._faults import unwritable_sqlite
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC)
+
+
+def paid(key: str = "alipay:app:T1:payment.order.paid") -> EventDraft:
+    return EventDraft(
+        type=EventType.ORDER_PAID,
+        key=key,
+        provider="alipay",
+        merchant_id="app",
+        order_id="ORDER-1",
+        transaction_id="T1",
+        amount=8888,
+        raw={"trade_status": "TRADE_SUCCESS"},
+    )
+
+
+def refund(cumulative: int, refund_id: str) -> EventDraft:
+    return EventDraft(
+        type=EventType.REFUND_SUCCEEDED,
+        key=f"alipay:app:T1:refund:{refund_id}:{cumulative}",
+        provider="alipay",
+        merchant_id="app",
+        order_id="ORDER-1",
+        transaction_id="T1",
+        amount=8888,
+        refund_id=refund_id,
+        refunded_total=cumulative,
+    )
+
+
+def record(*drafts: EventDraft) -> IntakeRecord:
+    return IntakeRecord(
+        channel="alipay",
+        received_at=NOW,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        body=b"a=1",
+        notification_id="n1",
+        drafts=drafts,
+    )
+
+
+async def add_subscription(
+    store: Store, name: str, filters: list[str], enabled: bool = True
+) -> str:
+    sub_id = f"sub_{name}"
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            insert(subscriptions).values(
+                id=sub_id,
+                name=name,
+                kind="http",
+                url="http://127.0.0.1:1/x",
+                events=json.dumps(filters),
+                secrets="[]",
+                enabled=enabled,
+                source="api",
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+    return sub_id
+
+
+async def count(store: Store, table: object) -> int:
+    async with store.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table)))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def store(database_url: str):  # type: ignore[no-untyped-def]
+    s = Store(database_url, clock=SystemClock())
+    await s.start()
+    yield s
+    await s.close()
+
+
+async def test_event_and_outbox_rows(store: Store) -> None:
+    """A new event gets one delivery per matching enabled subscription, in the same commit."""
+    await add_subscription(store, "orders", ["payment.order.paid", "payment.refund.*"])
+    await add_subscription(store, "refunds-only", ["payment.refund.*"])
+    await add_subscription(store, "everything-off", ["*"], enabled=False)
+    await add_subscription(store, "all", ["*"])
+    result = await store.record(record(paid()))
+    assert len(result.new_event_ids) == 1
+    assert result.deliveries == 2
+    assert await count(store, events) == 1
+    assert await count(store, deliveries) == 2
+    assert await count(store, notifications) == 1
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(select(events))).one()
+    body = json.loads(row.body)
+    assert body["id"] == row.id == result.event_ids[0]
+    assert body["type"] == "payment.order.paid"
+    assert body["data"]["amount"] == 8888
+    assert body["data"]["channel"] == "alipay"
+    assert row.id.startswith("evt_")
+
+
+async def test_duplicate_is_one_event(store: Store) -> None:
+    """The same fact twice is one event, one set of deliveries, and the second is a duplicate."""
+    await add_subscription(store, "all", ["*"])
+    first = await store.record(record(paid()))
+    second = await store.record(record(paid()))
+    assert second.is_duplicate
+    assert second.event_ids == first.event_ids
+    assert await count(store, events) == 1
+    assert await count(store, deliveries) == 1
+    async with store.engine.connect() as conn:
+        verdicts = (await conn.execute(select(notifications.c.verdict))).scalars().all()
+    assert sorted(verdicts) == ["accepted", "duplicate"]
+
+
+async def test_concurrent_copies(store: Store) -> None:
+    """20 concurrent copies of one notification make exactly one event and all succeed."""
+    await add_subscription(store, "all", ["*"])
+    results = await asyncio.gather(*(store.record(record(paid())) for _ in range(20)))
+    assert len({r.event_ids for r in results}) == 1
+    assert sum(len(r.new_event_ids) for r in results) == 1
+    assert await count(store, events) == 1
+    assert await count(store, deliveries) == 1
+    assert await count(store, notifications) == 20
+
+
+async def test_alipay_refund_share(store: Store) -> None:
+    """Refund amounts are the increase of Alipay's cumulative refund_fee over what was recorded."""
+    first = await store.record(record(refund(1000, "R1")))
+    again = await store.record(record(refund(1000, "R1")))
+    second = await store.record(record(refund(3000, "R2")))
+    assert again.is_duplicate
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(events.c.id, events.c.body).order_by(events.c.id))).all()
+    bodies = {r.id: json.loads(r.body)["data"] for r in rows}
+    assert bodies[first.event_ids[0]]["refund_amount"] == 1000
+    assert bodies[first.event_ids[0]]["refunded_total"] == 1000
+    assert bodies[second.event_ids[0]]["refund_amount"] == 2000
+    assert bodies[second.event_ids[0]]["refunded_total"] == 3000
+
+
+async def test_one_notification_many_events(store: Store) -> None:
+    """A notification carrying two facts stores both in one transaction."""
+    closed = EventDraft(
+        type=EventType.ORDER_CLOSED,
+        key="alipay:app:T1:payment.order.closed",
+        provider="alipay",
+        merchant_id="app",
+        order_id="ORDER-1",
+        transaction_id="T1",
+        amount=8888,
+    )
+    result = await store.record(record(refund(8888, "R9"), closed))
+    assert len(result.new_event_ids) == 2
+    assert await count(store, events) == 2
+
+
+async def test_sqlite_unwritable_is_unavailable(sqlite_database_url: str) -> None:
+    """A SQLite file that cannot be written gives StorageUnavailableError, never success."""
+    db = Path(sqlite_database_url.removeprefix("sqlite+aiosqlite:///"))
+    store = Store(sqlite_database_url)
+    try:
+        with unwritable_sqlite(db):
+            await store.start()
+            with pytest.raises(StorageUnavailableError):
+                await store.record(record(paid()))
+        # Writable again: the same store recovers without a restart.
+        result = await store.record(record(paid()))
+        assert len(result.new_event_ids) == 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_down_is_unavailable() -> None:
+    """An unreachable PostgreSQL gives StorageUnavailableError."""
+    store = Store("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    await store.start()
+    try:
+        with pytest.raises(StorageUnavailableError):
+            await store.record(record(paid()))
+    finally:
+        await store.close()
