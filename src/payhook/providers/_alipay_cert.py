@@ -50,9 +50,7 @@ _STRING_CODECS = {12: "utf-8", 30: "utf-16-be", 28: "utf-32-be"}
 
 
 def _escape(value: str) -> str:
-    out = "".join(
-        "\\" + ch if ch in _ESCAPEES else "\\00" if ch == "\0" else ch for ch in value
-    )
+    out = "".join("\\" + ch if ch in _ESCAPEES else "\\00" if ch == "\0" else ch for ch in value)
     lead = len(out) - len(out.lstrip(" \r"))
     trail = len(out.rstrip(" \r"))
     return "".join("\\" + ch if i < lead or i >= trail else ch for i, ch in enumerate(out))

@@ -96,7 +96,9 @@ def parse_form(body: bytes) -> AlipayForm:
     charset = values.get("charset")
     codec = "utf-8" if charset is None else codec_for(charset.decode("latin-1"))
     if codec is None:
-        raise NotificationError("the charset field names an unknown charset", reason="unknown_charset")
+        raise NotificationError(
+            "the charset field names an unknown charset", reason="unknown_charset"
+        )
     return AlipayForm(values=values, codec=codec)
 
 
@@ -154,7 +156,8 @@ def sign_notification(
 
     Raises:
         ValueError: unknown ``sign_type`` or ``charset``, ``fields`` already holds ``sign``
-            or a name that is not an ASCII identifier, or its ``sign_type``/``charset`` field disagrees with the arguments.
+            or a name that is not an ASCII identifier, or its ``sign_type``/``charset`` field
+            disagrees with the arguments.
     """
     digest = SIGN_TYPES.get(sign_type)
     if digest is None:
@@ -179,3 +182,128 @@ def sign_notification(
         pairs.append(("sign_type", sign_type))
     pairs.append(("sign", signature.decode("ascii")))
     return encode_form(pairs, codec)
+
+
+class AlipaySimulator:
+    """Builds ``trade_status_sync`` notifications signed with a test key, as Alipay would.
+
+    ``trade_no`` and ``buyer_id`` are derived from ``app_id`` and the order id, so the
+    payment and the refunds of one order share a trade; ``notify_id`` is random.
+
+    Args:
+        app_id: the channel's application id.
+        private_key: the simulator's *test* private key (its public key is the one the
+            channel verifies with).
+        seller_id: the seller id to send; defaults to ``"2088000000000000"``.
+        sign_type: ``"RSA2"`` (default) or ``"RSA"``.
+        charset: ``"utf-8"`` (default), ``"GBK"``, ``"gb2312"`` or ``"gb18030"``.
+
+    Raises:
+        ValueError: unknown ``sign_type`` or ``charset``.
+    """
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        private_key: RSAPrivateKey,
+        seller_id: str | None = None,
+        sign_type: str = "RSA2",
+        charset: str = "utf-8",
+    ) -> None:
+        if sign_type not in SIGN_TYPES:
+            raise ValueError(f"unknown sign_type {sign_type!r}")
+        if codec_for(charset) is None:
+            raise ValueError(f"unknown charset {charset!r}")
+        self.app_id = app_id
+        self._private_key = private_key
+        self.seller_id = seller_id or "2088000000000000"
+        self.sign_type = sign_type
+        self.charset = charset
+
+    def __repr__(self) -> str:
+        return f"AlipaySimulator(app_id={self.app_id!r}, private_key=<hidden>)"
+
+    def build(
+        self,
+        *,
+        order_id: str,
+        amount: int,
+        event: str,
+        refund_amount: int | None,
+        now: datetime,
+    ) -> SimulatedCallback:
+        """A signed notification for ``event`` on order ``order_id``.
+
+        ``paid`` sends ``TRADE_SUCCESS``; ``closed`` sends ``TRADE_CLOSED`` without refund
+        fields (closed unpaid); ``refund`` sends ``TRADE_SUCCESS`` with ``refund_fee``,
+        ``gmt_refund`` and ``out_biz_no``. As in Alipay, ``refund_fee`` is the *cumulative*
+        refunded amount: ``refund_amount`` is taken as the total refunded so far (default:
+        the whole ``amount``). Amounts are in fen; ``now`` must be timezone-aware.
+
+        Raises:
+            ValueError: unknown event, negative amount, naive ``now``, or a refund amount
+                that is not in ``1..amount``.
+        """
+        if event not in ("paid", "closed", "refund"):
+            raise ValueError(f"unknown event {event!r}: use paid, closed or refund")
+        if amount < 0:
+            raise ValueError("amount must not be negative")
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        local = now.astimezone(BEIJING)
+        yuan = format_amount(amount)
+        digest = hashlib.sha256(f"{self.app_id}:{order_id}".encode()).digest()
+        trade_no = f"{int.from_bytes(digest[:16], 'big') % 10**28:028d}"
+        buyer_id = f"2088{int.from_bytes(digest[16:], 'big') % 10**12:012d}"
+        fields: dict[str, str] = {
+            "gmt_create": _fmt(local - timedelta(minutes=2)),
+            "charset": self.charset,
+            "notify_time": _fmt(local),
+            "subject": f"payhook 模拟订单 {order_id}",
+            "buyer_id": buyer_id,
+            "version": "1.0",
+            "notify_id": f"{local:%Y%m%d}{secrets.randbelow(10**26):026d}",
+            "notify_type": "trade_status_sync",
+            "out_trade_no": order_id,
+            "total_amount": yuan,
+            "trade_no": trade_no,
+            "auth_app_id": self.app_id,
+            "app_id": self.app_id,
+            "seller_id": self.seller_id,
+        }
+        if event == "closed":
+            fields["trade_status"] = "TRADE_CLOSED"
+            fields["gmt_close"] = _fmt(local)
+        else:
+            paid_at = local if event == "paid" else local - timedelta(minutes=1)
+            fields.update(
+                trade_status="TRADE_SUCCESS",
+                gmt_payment=_fmt(paid_at),
+                invoice_amount=yuan,
+                receipt_amount=yuan,
+                buyer_pay_amount=yuan,
+                point_amount="0.00",
+                fund_bill_list=json.dumps(
+                    [{"amount": yuan, "fundChannel": "ALIPAYACCOUNT"}], separators=(",", ":")
+                ),
+            )
+        if event == "refund":
+            refunded = amount if refund_amount is None else refund_amount
+            if not 0 < refunded <= amount:
+                raise ValueError("the refund amount must be more than 0 and at most the amount")
+            fields.update(
+                refund_fee=format_amount(refunded),
+                gmt_refund=f"{_fmt(local)}.{local.microsecond // 1000:03d}",
+                out_biz_no=f"{order_id}-R{refunded}",
+            )
+        fields["sign_type"] = self.sign_type
+        body = sign_notification(
+            fields, self._private_key, sign_type=self.sign_type, charset=self.charset
+        )
+        headers = {"content-type": f"application/x-www-form-urlencoded; charset={self.charset}"}
+        return SimulatedCallback(headers=headers, body=body)
+
+
+def _fmt(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")

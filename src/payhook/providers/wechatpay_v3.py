@@ -1,0 +1,453 @@
+"""WeChat Pay APIv3 callbacks: header checks, replay window, RSA-SHA256 over the raw body,
+AEAD_AES_256_GCM decryption, mapping to canonical events and the 204 / FAIL JSON reply
+(providers.md §2, contract §4).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from payhook._clock import Clock
+from payhook.errors import (
+    ConfigurationError,
+    DecryptionError,
+    NotificationError,
+    SignatureError,
+    SignatureProbeError,
+    TimestampError,
+)
+from payhook.events import EventDraft, EventType, parse_fen, parse_rfc3339
+from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
+from payhook.providers._wechat_v3_keys import WechatPayV3KeyRing
+from payhook.providers._wechat_v3_sim import WechatPayV3Simulator
+from payhook.signing import AEAD_AES_256_GCM, aead_aes_gcm_decrypt
+
+__all__ = [
+    "PROBE_PREFIX",
+    "SIGNATURE_TYPE",
+    "WechatPayV3KeyRing",
+    "WechatPayV3Provider",
+    "WechatPayV3Simulator",
+    "callback_message",
+]
+
+logger = logging.getLogger("payhook.providers.wechatpay_v3")
+
+PROVIDER = "wechatpay"
+SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
+# WeChat Pay sends a few callbacks with a deliberately wrong signature to check that merchants
+# verify; they start with this prefix and are retried with a real signature (providers.md §2.4).
+PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
+
+_REQUIRED = ("wechatpay-timestamp", "wechatpay-nonce", "wechatpay-signature", "wechatpay-serial")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
+# WeChat nonces are 32 alphanumerics; anything printable is accepted, but no line breaks,
+# which would make the three-line message ambiguous.
+_NONCE = re.compile(r"[\x21-\x7e]{1,128}\Z")
+_MAX_SIGNATURE_CHARS = 2048
+_MAX_REPLY_MESSAGE = 256
+_REFUND_FAILED_STATUS = {"REFUND.ABNORMAL": "abnormal", "REFUND.CLOSED": "closed"}
+_REPLIES = {
+    Outcome.REFUSED_AUTH: (401, "signature verification failed"),
+    Outcome.REFUSED_MALFORMED: (400, "malformed notification"),
+    Outcome.KEY_MISCONFIGURED: (500, "cannot decrypt the notification"),
+    Outcome.STORAGE_UNAVAILABLE: (500, "temporarily unavailable, retry later"),
+}
+_DECRYPT_HINT = (
+    "an authentic WeChat Pay v3 callback could not be decrypted: "
+    "check the channel's api_v3_key (the APIv3 key set in the merchant platform)"
+)
+
+
+def callback_message(timestamp: str, nonce: str, body: bytes) -> bytes:
+    """What WeChat Pay signs: ``timestamp\\nnonce\\nbody\\n`` over the raw body bytes.
+
+    Three lines, each ending in LF, the last one included (WeChat Pay 签名验证).
+    """
+    return b"%s\n%s\n%s\n" % (timestamp.encode("ascii"), nonce.encode("ascii"), body)
+
+
+def _text(obj: Mapping[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise NotificationError(f"{name} is missing", reason="missing_field")
+    return value
+
+
+def _optional_text(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _amounts(resource: Mapping[str, Any]) -> Mapping[str, Any]:
+    amount = resource.get("amount")
+    if not isinstance(amount, dict):
+        raise NotificationError("amount is missing", reason="missing_field")
+    return amount
+
+
+def _currency(amount: Mapping[str, Any]) -> str:
+    currency = amount.get("currency", "CNY")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise NotificationError("amount.currency is not a currency code", reason="malformed")
+    return currency
+
+
+def _payer_id(resource: Mapping[str, Any]) -> str | None:
+    payer = resource.get("payer")
+    if not isinstance(payer, dict):
+        return None
+    for name in ("openid", "sp_openid", "sub_openid"):
+        value = _optional_text(payer, name)
+        if value is not None:
+            return value
+    return None
+
+
+class WechatPayV3Provider:
+    """Verifies WeChat Pay APIv3 callbacks for one channel (one ``mch_id`` and APIv3 key).
+
+    Checks, in order: the ``Wechatpay-*`` headers are present; a signature probe is refused;
+    the signature type is ``WECHATPAY2-SHA256-RSA2048`` (or absent); the timestamp is within
+    ``timestamp_tolerance_s`` of now, before any crypto; the key named by ``Wechatpay-Serial``
+    is known; RSA-SHA256 over ``timestamp\\nnonce\\nbody\\n`` verifies; the JSON envelope's
+    ``resource`` decrypts with the APIv3 key; ``mchid`` (and ``appid`` when configured) are the
+    channel's.
+
+    Args:
+        channel: the configured channel name.
+        mch_id: the merchant id callbacks must carry (``mchid``, or ``sp_mchid`` for partners).
+        api_v3_key: the 32-byte APIv3 key.
+        keys: WeChat Pay public keys and platform certificates.
+        clock: the time source for the replay window.
+        app_id: when set, the ``appid`` (``sp_appid`` for partners) callbacks must carry.
+        timestamp_tolerance_s: the replay window, in seconds either way.
+        on_unknown_serial: called with the serial when a callback names a key the ring lacks,
+            so the certificate downloader can schedule a (rate-limited) refresh.
+
+    Raises:
+        ConfigurationError: ``api_v3_key`` is not 32 bytes, ``mch_id`` is empty, or the
+            tolerance is not positive.
+    """
+
+    kind = "wechatpay_v3"
+    __slots__ = (
+        "_api_v3_key",
+        "_app_id",
+        "_clock",
+        "_keys",
+        "_mch_id",
+        "_on_unknown_serial",
+        "_tolerance",
+        "channel",
+    )
+
+    def __init__(
+        self,
+        *,
+        channel: str,
+        mch_id: str,
+        api_v3_key: bytes,
+        keys: WechatPayV3KeyRing,
+        clock: Clock,
+        app_id: str | None = None,
+        timestamp_tolerance_s: float = 300.0,
+        on_unknown_serial: Callable[[str], None] | None = None,
+    ) -> None:
+        if not isinstance(api_v3_key, bytes) or len(api_v3_key) != 32:
+            raise ConfigurationError("api_v3_key must be exactly 32 bytes (AES-256)")
+        if not mch_id:
+            raise ConfigurationError("mch_id must not be empty")
+        if not timestamp_tolerance_s > 0:
+            raise ConfigurationError("timestamp_tolerance must be positive")
+        self.channel = channel
+        self._mch_id = mch_id
+        self._api_v3_key = api_v3_key
+        self._keys = keys
+        self._clock = clock
+        self._app_id = app_id
+        self._tolerance = float(timestamp_tolerance_s)
+        self._on_unknown_serial = on_unknown_serial
+
+    def __repr__(self) -> str:
+        return (
+            f"WechatPayV3Provider(channel={self.channel!r}, mch_id={self._mch_id!r}, "
+            f"app_id={self._app_id!r}, api_v3_key=<hidden>, keys={self._keys!r})"
+        )
+
+    @property
+    def keys(self) -> WechatPayV3KeyRing:
+        """The key ring callbacks are verified with."""
+        return self._keys
+
+    def verify(self, raw: RawNotification) -> ParsedNotification:
+        """Verify ``raw``, decrypt its resource and map it to one canonical event draft.
+
+        Raises:
+            SignatureError: a header is missing or malformed, the serial is unknown, the
+                signature type is unsupported or the signature does not match.
+            SignatureProbeError: a ``WECHATPAY/SIGNTEST/`` probe.
+            TimestampError: the timestamp is outside the replay window.
+            NotificationError: authentic but malformed, or not for this merchant.
+            DecryptionError: authentic, but the APIv3 key cannot decrypt the resource.
+        """
+        self._check_signature(raw)
+        envelope = self._parse_envelope(raw.body)
+        event_id = _text(envelope, "id")
+        event_type = _text(envelope, "event_type")
+        if event_type == "TRANSACTION.SUCCESS":
+            draft = self._paid(self._decrypted(envelope), envelope)
+        elif event_type == "REFUND.SUCCESS" or event_type in _REFUND_FAILED_STATUS:
+            draft = self._refund(self._decrypted(envelope), envelope, event_type)
+        else:
+            draft = self._other(envelope, event_id, event_type)
+        return ParsedNotification(notification_id=event_id, events=(draft,), order_id=draft.order_id)
+
+    def reply(self, outcome: Outcome, message: str = "") -> Reply:
+        """204 with no body when accepted; otherwise 401/400/500 with ``{"code":"FAIL",...}``."""
+        if outcome is Outcome.ACCEPTED:
+            return Reply(status=204, body=b"", content_type=None)
+        status, default = _REPLIES[outcome]
+        text = (message or default)[:_MAX_REPLY_MESSAGE]
+        body = json.dumps({"code": "FAIL", "message": text}, ensure_ascii=False).encode()
+        return Reply(status=status, body=body, content_type="application/json")
+
+    # -- verification --------------------------------------------------------------------
+
+    def _check_signature(self, raw: RawNotification) -> None:
+        headers = {str(name).lower(): value for name, value in raw.headers.items()}
+        for name in _REQUIRED:
+            value = headers.get(name)
+            if not isinstance(value, str) or not value:
+                raise SignatureError(f"{name} header is missing", reason="missing_header")
+        signature = headers["wechatpay-signature"]
+        if signature.startswith(PROBE_PREFIX):
+            logger.info(
+                "Refused a WeChat Pay signature probe (WECHATPAY/SIGNTEST/); "
+                "WeChat Pay retries it with a real signature.",
+                extra={"action": "signature_probe", "provider": PROVIDER, "channel": self.channel},
+            )
+            raise SignatureProbeError("signature probe (WECHATPAY/SIGNTEST/) refused")
+        signature_type = headers.get("wechatpay-signature-type", SIGNATURE_TYPE)
+        if signature_type != SIGNATURE_TYPE:
+            raise SignatureError(
+                "Wechatpay-Signature-Type is not supported", reason="unsupported_signature_type"
+            )
+        timestamp = headers["wechatpay-timestamp"]
+        if not _TIMESTAMP.match(timestamp):
+            raise TimestampError("Wechatpay-Timestamp is not a unix time", reason="bad_timestamp")
+        skew = self._clock.now().timestamp() - int(timestamp)
+        if abs(skew) > self._tolerance:
+            raise TimestampError(
+                f"Wechatpay-Timestamp is {abs(skew):.0f} s "
+                f"{'old' if skew > 0 else 'in the future'}, beyond {self._tolerance:.0f} s"
+            )
+        nonce = headers["wechatpay-nonce"]
+        if not _NONCE.match(nonce):
+            raise SignatureError("Wechatpay-Nonce is malformed", reason="malformed_header")
+        if len(signature) > _MAX_SIGNATURE_CHARS:
+            raise SignatureError("Wechatpay-Signature is too long", reason="bad_signature")
+        try:
+            signature_bytes = base64.b64decode(signature.encode("ascii"), validate=True)
+        except (UnicodeEncodeError, binascii.Error, ValueError):
+            raise SignatureError("Wechatpay-Signature is not base64", reason="bad_signature") from None
+        serial = headers["wechatpay-serial"]
+        key = self._keys.key_for(serial)
+        if key is None:
+            self._unknown_serial(serial)
+            raise SignatureError("Wechatpay-Serial names no known key", reason="unknown_serial")
+        try:
+            key.verify(
+                signature_bytes,
+                callback_message(timestamp, nonce, raw.body),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except (InvalidSignature, ValueError):
+            raise SignatureError("signature does not match", reason="bad_signature") from None
+
+    def _unknown_serial(self, serial: str) -> None:
+        logger.warning(
+            "A WeChat Pay callback names key %r, which channel %s does not hold.",
+            serial[:80],
+            self.channel,
+            extra={"action": "unknown_serial", "provider": PROVIDER, "channel": self.channel},
+        )
+        if self._on_unknown_serial is None:
+            return
+        try:
+            self._on_unknown_serial(serial)
+        except Exception:  # noqa: BLE001 - a failing refresh hook must not change the verdict
+            logger.exception("on_unknown_serial failed", extra={"action": "unknown_serial"})
+
+    @staticmethod
+    def _parse_envelope(body: bytes) -> dict[str, Any]:
+        try:
+            envelope = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise NotificationError("the body is not JSON", reason="malformed") from None
+        if not isinstance(envelope, dict):
+            raise NotificationError("the body is not a JSON object", reason="malformed")
+        return envelope
+
+    def _decrypt(self, resource: Mapping[str, Any]) -> bytes:
+        algorithm = resource.get("algorithm")
+        if algorithm != AEAD_AES_256_GCM:
+            raise NotificationError(
+                "resource.algorithm is not AEAD_AES_256_GCM", reason="unsupported_algorithm"
+            )
+        nonce = _text(resource, "nonce")
+        ciphertext = _text(resource, "ciphertext")
+        associated_data = resource.get("associated_data", "")
+        if associated_data is None:
+            associated_data = ""
+        if not isinstance(associated_data, str):
+            raise NotificationError("resource.associated_data is not text", reason="malformed")
+        try:
+            return aead_aes_gcm_decrypt(
+                self._api_v3_key,
+                nonce=nonce,
+                associated_data=associated_data,
+                ciphertext=ciphertext,
+            )
+        except DecryptionError:
+            logger.error(  # noqa: TRY400 - the traceback would add nothing
+                "Channel %s: %s.",
+                self.channel,
+                _DECRYPT_HINT,
+                extra={"action": "decryption_failed", "provider": PROVIDER, "channel": self.channel},
+            )
+            raise DecryptionError(_DECRYPT_HINT) from None
+
+    def _decrypted(self, envelope: Mapping[str, Any]) -> dict[str, Any]:
+        resource = envelope.get("resource")
+        if not isinstance(resource, dict):
+            raise NotificationError("resource is missing", reason="missing_field")
+        plaintext = self._decrypt(resource)
+        try:
+            value = json.loads(plaintext.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise NotificationError("the decrypted resource is not JSON", reason="malformed") from None
+        if not isinstance(value, dict):
+            raise NotificationError("the decrypted resource is not an object", reason="malformed")
+        return value
+
+    # -- mapping -------------------------------------------------------------------------
+
+    def _merchant(self, resource: Mapping[str, Any], *, require_app_id: bool) -> str:
+        partner = "sp_mchid" in resource
+        mchid = resource.get("sp_mchid" if partner else "mchid")
+        if mchid != self._mch_id:
+            raise NotificationError("mchid is not this channel's", reason="wrong_merchant")
+        if self._app_id is not None:
+            app_field = "sp_appid" if partner else "appid"
+            app_id = resource.get(app_field)
+            if (app_id is not None or require_app_id) and app_id != self._app_id:
+                raise NotificationError(f"{app_field} is not this channel's", reason="wrong_merchant")
+        return self._mch_id
+
+    @staticmethod
+    def _raw(envelope: Mapping[str, Any], resource: object) -> dict[str, Any]:
+        raw = {
+            name: envelope.get(name)
+            for name in ("id", "create_time", "event_type", "resource_type", "summary")
+        }
+        raw["resource"] = resource
+        return raw
+
+    def _paid(self, resource: dict[str, Any], envelope: Mapping[str, Any]) -> EventDraft:
+        mchid = self._merchant(resource, require_app_id=True)
+        state = resource.get("trade_state", "SUCCESS")
+        if state != "SUCCESS":
+            raise NotificationError(
+                "TRANSACTION.SUCCESS carries another trade_state", reason="inconsistent_state"
+            )
+        transaction_id = _text(resource, "transaction_id")
+        amount = _amounts(resource)
+        return EventDraft(
+            type=EventType.ORDER_PAID,
+            key=f"wechatpay:{mchid}:{transaction_id}:{EventType.ORDER_PAID}",
+            provider=PROVIDER,
+            merchant_id=mchid,
+            order_id=_text(resource, "out_trade_no"),
+            transaction_id=transaction_id,
+            amount=parse_fen(amount.get("total"), field="amount.total"),
+            currency=_currency(amount),
+            paid_at=parse_rfc3339(_text(resource, "success_time"), field="success_time"),
+            payer_id=_payer_id(resource),
+            raw=self._raw(envelope, resource),
+        )
+
+    def _refund(
+        self, resource: dict[str, Any], envelope: Mapping[str, Any], event_type: str
+    ) -> EventDraft:
+        mchid = self._merchant(resource, require_app_id=False)
+        out_refund_no = _text(resource, "out_refund_no")
+        refund_key = _optional_text(resource, "refund_id") or out_refund_no
+        amount = _amounts(resource)
+        status = _REFUND_FAILED_STATUS.get(event_type)
+        if status is None:
+            event, key = EventType.REFUND_SUCCEEDED, f"{EventType.REFUND_SUCCEEDED}"
+        else:
+            event, key = EventType.REFUND_FAILED, f"{EventType.REFUND_FAILED}:{status}"
+        return EventDraft(
+            type=event,
+            key=f"wechatpay:{mchid}:{refund_key}:{key}",
+            provider=PROVIDER,
+            merchant_id=mchid,
+            order_id=_text(resource, "out_trade_no"),
+            transaction_id=_text(resource, "transaction_id"),
+            amount=parse_fen(amount.get("total"), field="amount.total"),
+            currency=_currency(amount),
+            refund_id=out_refund_no,
+            refund_amount=parse_fen(amount.get("refund"), field="amount.refund"),
+            refunded_total=None,
+            status=status,
+            raw=self._raw(envelope, resource),
+        )
+
+    def _other(self, envelope: Mapping[str, Any], event_id: str, event_type: str) -> EventDraft:
+        resource = self._other_resource(envelope)
+        mchid = self._mch_id
+        order_id = transaction_id = None
+        if isinstance(resource, dict):
+            if "mchid" in resource or "sp_mchid" in resource:
+                mchid = self._merchant(resource, require_app_id=False)
+            order_id = _optional_text(resource, "out_trade_no")
+            transaction_id = _optional_text(resource, "transaction_id")
+        return EventDraft(
+            type=EventType.NOTIFICATION_RECEIVED,
+            key=f"wechatpay:{mchid}:notification:{event_id}",
+            provider=PROVIDER,
+            merchant_id=mchid,
+            order_id=order_id,
+            transaction_id=transaction_id,
+            amount=None,
+            provider_event_type=event_type,
+            raw=self._raw(envelope, resource),
+        )
+
+    def _other_resource(self, envelope: Mapping[str, Any]) -> object:
+        # A kind payhook does not model is acknowledged, never refused: decrypt it when it is
+        # encrypted the usual way, otherwise keep the envelope's resource as sent.
+        resource = envelope.get("resource")
+        if not isinstance(resource, dict) or resource.get("algorithm") != AEAD_AES_256_GCM:
+            return resource
+        try:
+            plaintext = self._decrypt(resource)
+        except NotificationError:
+            return resource
+        try:
+            return json.loads(plaintext.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return plaintext.decode("utf-8", "replace")
