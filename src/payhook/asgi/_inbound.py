@@ -71,7 +71,7 @@ class InboundEndpoint:
     def _count(self, channel: str, outcome: str, reason: str) -> None:
         self._metrics.callbacks.labels(channel, outcome, reason).inc()
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         channel = request.path_params["channel"]
         provider = self._providers.get(channel)
         if provider is None:

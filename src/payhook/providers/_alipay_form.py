@@ -1,4 +1,5 @@
-"""Alipay's form wire format: parse a raw notification body, build its string to sign, sign one.
+"""Alipay's form wire format: parse a raw notification body, build its string to sign, and
+build signed notifications the way Alipay does (:class:`AlipaySimulator`).
 
 Alipay POSTs ``application/x-www-form-urlencoded`` bytes percent-encoded in the charset
 named by the signed ``charset`` field (providers.md §1.1). The body is parsed here, on raw
@@ -9,19 +10,26 @@ replacement and destroys GBK text.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import quote_plus, unquote_to_bytes
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from payhook.errors import NotificationError
+from payhook.events import BEIJING, format_amount
+from payhook.providers._base import SimulatedCallback
 from payhook.signing import RsaDigest, rsa_sign
 
 __all__ = [
     "SIGN_TYPES",
     "AlipayForm",
+    "AlipaySimulator",
     "codec_for",
     "decode_fields",
     "encode_form",

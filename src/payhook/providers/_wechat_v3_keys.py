@@ -34,7 +34,7 @@ def normalise_serial(serial: str) -> int | None:
 
     Serials are compared as numbers: some SDKs print them without a leading ``0``.
     """
-    if not isinstance(serial, str) or not _HEX_SERIAL.match(serial):
+    if not _HEX_SERIAL.match(serial):
         return None
     return int(serial, 16)
 
@@ -69,7 +69,7 @@ class WechatPayV3KeyRing:
         clock: Clock,
     ) -> None:
         for key_id, key in public_keys.items():
-            if not isinstance(key_id, str) or not key_id:
+            if not key_id:
                 raise ConfigurationError("a WeChat Pay public key id is empty")
             if not isinstance(key, RSAPublicKey):
                 raise ConfigurationError(f"WeChat Pay public key {key_id} is not an RSA key")

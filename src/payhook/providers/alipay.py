@@ -4,30 +4,25 @@ Implements providers.md §1: the raw form body is parsed once (``_alipay_form``)
 RSA signature is checked over the string to sign *before* any business field is read, then
 ``app_id`` (and ``seller_id`` when configured) are checked and the trade status becomes
 event drafts. Certificate mode only changes where the public key comes from
-(``_alipay_cert``). :class:`AlipaySimulator` builds the same notifications for
-``payhook simulate``.
+(``_alipay_cert``). :class:`AlipaySimulator` (``_alipay_form``) builds the same
+notifications for ``payhook simulate``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import json
 import logging
-import secrets
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from payhook.errors import NotificationError, RefusedError, SignatureError
 from payhook.events import (
-    BEIJING,
     EventDraft,
     EventType,
-    format_amount,
     parse_amount,
     parse_beijing,
 )
@@ -39,19 +34,13 @@ from payhook.providers._alipay_cert import (
 from payhook.providers._alipay_form import (
     SIGN_TYPES,
     AlipayForm,
-    codec_for,
+    AlipaySimulator,
     decode_fields,
     parse_form,
     sign_notification,
     string_to_sign,
 )
-from payhook.providers._base import (
-    Outcome,
-    ParsedNotification,
-    RawNotification,
-    Reply,
-    SimulatedCallback,
-)
+from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
 from payhook.signing import rsa_verify
 
 __all__ = [

@@ -5,17 +5,11 @@ AEAD_AES_256_GCM decryption, mapping to canonical events and the 204 / FAIL JSON
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 
 from payhook._clock import Clock
 from payhook.errors import (
@@ -29,6 +23,13 @@ from payhook.errors import (
 from payhook.events import EventDraft, EventType, parse_fen, parse_rfc3339
 from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
 from payhook.providers._wechat_v3_keys import WechatPayV3KeyRing
+from payhook.providers._wechat_v3_sign import (
+    PROBE_PREFIX,
+    SIGNATURE_TYPE,
+    decode_signature,
+    response_message,
+    rsa_sha256_verify,
+)
 from payhook.providers._wechat_v3_sim import WechatPayV3Simulator
 from payhook.signing import AEAD_AES_256_GCM, aead_aes_gcm_decrypt
 
@@ -38,23 +39,17 @@ __all__ = [
     "WechatPayV3KeyRing",
     "WechatPayV3Provider",
     "WechatPayV3Simulator",
-    "callback_message",
 ]
 
 logger = logging.getLogger("payhook.providers.wechatpay_v3")
 
 PROVIDER = "wechatpay"
-SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
-# WeChat Pay sends a few callbacks with a deliberately wrong signature to check that merchants
-# verify; they start with this prefix and are retried with a real signature (providers.md §2.4).
-PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
 
 _REQUIRED = ("wechatpay-timestamp", "wechatpay-nonce", "wechatpay-signature", "wechatpay-serial")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
 # WeChat nonces are 32 alphanumerics; anything printable is accepted, but no line breaks,
 # which would make the three-line message ambiguous.
 _NONCE = re.compile(r"[\x21-\x7e]{1,128}\Z")
-_MAX_SIGNATURE_CHARS = 2048
 _MAX_REPLY_MESSAGE = 256
 _REFUND_FAILED_STATUS = {"REFUND.ABNORMAL": "abnormal", "REFUND.CLOSED": "closed"}
 _REPLIES = {
@@ -67,14 +62,6 @@ _DECRYPT_HINT = (
     "an authentic WeChat Pay v3 callback could not be decrypted: "
     "check the channel's api_v3_key (the APIv3 key set in the merchant platform)"
 )
-
-
-def callback_message(timestamp: str, nonce: str, body: bytes) -> bytes:
-    """What WeChat Pay signs: ``timestamp\\nnonce\\nbody\\n`` over the raw body bytes.
-
-    Three lines, each ending in LF, the last one included (WeChat Pay 签名验证).
-    """
-    return b"%s\n%s\n%s\n" % (timestamp.encode("ascii"), nonce.encode("ascii"), body)
 
 
 def _text(obj: Mapping[str, Any], name: str) -> str:
@@ -164,7 +151,8 @@ class WechatPayV3Provider:
         timestamp_tolerance_s: float = 300.0,
         on_unknown_serial: Callable[[str], None] | None = None,
     ) -> None:
-        if not isinstance(api_v3_key, bytes) or len(api_v3_key) != 32:
+        key: object = api_v3_key  # checked at run time: it comes from configuration
+        if not isinstance(key, bytes) or len(key) != 32:
             raise ConfigurationError("api_v3_key must be exactly 32 bytes (AES-256)")
         if not mch_id:
             raise ConfigurationError("mch_id must not be empty")
@@ -211,7 +199,9 @@ class WechatPayV3Provider:
             draft = self._refund(self._decrypted(envelope), envelope, event_type)
         else:
             draft = self._other(envelope, event_id, event_type)
-        return ParsedNotification(notification_id=event_id, events=(draft,), order_id=draft.order_id)
+        return ParsedNotification(
+            notification_id=event_id, events=(draft,), order_id=draft.order_id
+        )
 
     def reply(self, outcome: Outcome, message: str = "") -> Reply:
         """204 with no body when accepted; otherwise 401/400/500 with ``{"code":"FAIL",...}``."""
@@ -255,26 +245,19 @@ class WechatPayV3Provider:
         nonce = headers["wechatpay-nonce"]
         if not _NONCE.match(nonce):
             raise SignatureError("Wechatpay-Nonce is malformed", reason="malformed_header")
-        if len(signature) > _MAX_SIGNATURE_CHARS:
-            raise SignatureError("Wechatpay-Signature is too long", reason="bad_signature")
-        try:
-            signature_bytes = base64.b64decode(signature.encode("ascii"), validate=True)
-        except (UnicodeEncodeError, binascii.Error, ValueError):
-            raise SignatureError("Wechatpay-Signature is not base64", reason="bad_signature") from None
+        signature_bytes = decode_signature(signature)
+        if signature_bytes is None:
+            raise SignatureError("Wechatpay-Signature is not base64", reason="bad_signature")
         serial = headers["wechatpay-serial"]
         key = self._keys.key_for(serial)
         if key is None:
             self._unknown_serial(serial)
             raise SignatureError("Wechatpay-Serial names no known key", reason="unknown_serial")
-        try:
-            key.verify(
-                signature_bytes,
-                callback_message(timestamp, nonce, raw.body),
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-        except (InvalidSignature, ValueError):
-            raise SignatureError("signature does not match", reason="bad_signature") from None
+        # WeChat Pay signs timestamp\nnonce\nbody\n over the raw body bytes (签名验证).
+        if not rsa_sha256_verify(
+            key, signature_bytes, response_message(timestamp, nonce, raw.body)
+        ):
+            raise SignatureError("signature does not match", reason="bad_signature")
 
     def _unknown_serial(self, serial: str) -> None:
         logger.warning(
@@ -287,7 +270,7 @@ class WechatPayV3Provider:
             return
         try:
             self._on_unknown_serial(serial)
-        except Exception:  # noqa: BLE001 - a failing refresh hook must not change the verdict
+        except Exception:  # a failing refresh hook must not change the verdict
             logger.exception("on_unknown_serial failed", extra={"action": "unknown_serial"})
 
     @staticmethod
@@ -321,11 +304,15 @@ class WechatPayV3Provider:
                 ciphertext=ciphertext,
             )
         except DecryptionError:
-            logger.error(  # noqa: TRY400 - the traceback would add nothing
+            logger.error(
                 "Channel %s: %s.",
                 self.channel,
                 _DECRYPT_HINT,
-                extra={"action": "decryption_failed", "provider": PROVIDER, "channel": self.channel},
+                extra={
+                    "action": "decryption_failed",
+                    "provider": PROVIDER,
+                    "channel": self.channel,
+                },
             )
             raise DecryptionError(_DECRYPT_HINT) from None
 
@@ -337,7 +324,9 @@ class WechatPayV3Provider:
         try:
             value = json.loads(plaintext.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
-            raise NotificationError("the decrypted resource is not JSON", reason="malformed") from None
+            raise NotificationError(
+                "the decrypted resource is not JSON", reason="malformed"
+            ) from None
         if not isinstance(value, dict):
             raise NotificationError("the decrypted resource is not an object", reason="malformed")
         return value
@@ -353,7 +342,9 @@ class WechatPayV3Provider:
             app_field = "sp_appid" if partner else "appid"
             app_id = resource.get(app_field)
             if (app_id is not None or require_app_id) and app_id != self._app_id:
-                raise NotificationError(f"{app_field} is not this channel's", reason="wrong_merchant")
+                raise NotificationError(
+                    f"{app_field} is not this channel's", reason="wrong_merchant"
+                )
         return self._mch_id
 
     @staticmethod
@@ -417,12 +408,21 @@ class WechatPayV3Provider:
         )
 
     def _other(self, envelope: Mapping[str, Any], event_id: str, event_type: str) -> EventDraft:
+        # Authentic notifications of kinds payhook does not model are never refused (contract
+        # §5); their merchant fields vary by product, so they are reported, not enforced.
         resource = self._other_resource(envelope)
         mchid = self._mch_id
         order_id = transaction_id = None
         if isinstance(resource, dict):
-            if "mchid" in resource or "sp_mchid" in resource:
-                mchid = self._merchant(resource, require_app_id=False)
+            named = _optional_text(resource, "sp_mchid") or _optional_text(resource, "mchid")
+            if named is not None and named != self._mch_id:
+                logger.warning(
+                    "A %s notification on channel %s names another merchant.",
+                    event_type[:64],
+                    self.channel,
+                    extra={"action": "foreign_merchant", "provider": PROVIDER},
+                )
+            mchid = named or self._mch_id
             order_id = _optional_text(resource, "out_trade_no")
             transaction_id = _optional_text(resource, "transaction_id")
         return EventDraft(
