@@ -1,9 +1,17 @@
-"""Fault helpers: make a SQLite database unwritable even for root (chattr +i on ext4)."""
+"""Fault helpers: SQLite databases that cannot be written.
+
+``locked_sqlite`` holds an exclusive lock from another connection: every writer gets
+SQLITE_BUSY after its busy timeout, exactly as when another process locks the file.
+``unwritable_sqlite`` makes the files immutable (chattr +i, works for root on ext4); only use it
+before payhook opens the file: SQLite maps the WAL index into memory, and a mapped file turned
+immutable under a live connection kills the process with SIGBUS.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,3 +36,15 @@ def unwritable_sqlite(db: Path) -> Iterator[None]:
     finally:
         for path in reversed(done):
             subprocess.run(["chattr", "-i", str(path)], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def locked_sqlite(db: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``db`` for the duration."""
+    conn = sqlite3.connect(str(db), isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()

@@ -20,9 +20,16 @@ from payhook.errors import (
     SignatureProbeError,
     TimestampError,
 )
-from payhook.events import EventDraft, EventType, parse_fen, parse_rfc3339
 from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
 from payhook.providers._wechat_v3_keys import WechatPayV3KeyRing
+from payhook.providers._wechat_v3_map import (
+    PROVIDER,
+    REFUND_FAILED_STATUS,
+    map_other,
+    map_paid,
+    map_refund,
+    required_text,
+)
 from payhook.providers._wechat_v3_sign import (
     PROBE_PREFIX,
     SIGNATURE_TYPE,
@@ -43,15 +50,12 @@ __all__ = [
 
 logger = logging.getLogger("payhook.providers.wechatpay_v3")
 
-PROVIDER = "wechatpay"
-
 _REQUIRED = ("wechatpay-timestamp", "wechatpay-nonce", "wechatpay-signature", "wechatpay-serial")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
 # WeChat nonces are 32 alphanumerics; anything printable is accepted, but no line breaks,
 # which would make the three-line message ambiguous.
 _NONCE = re.compile(r"[\x21-\x7e]{1,128}\Z")
 _MAX_REPLY_MESSAGE = 256
-_REFUND_FAILED_STATUS = {"REFUND.ABNORMAL": "abnormal", "REFUND.CLOSED": "closed"}
 _REPLIES = {
     Outcome.REFUSED_AUTH: (401, "signature verification failed"),
     Outcome.REFUSED_MALFORMED: (400, "malformed notification"),
@@ -62,43 +66,6 @@ _DECRYPT_HINT = (
     "an authentic WeChat Pay v3 callback could not be decrypted: "
     "check the channel's api_v3_key (the APIv3 key set in the merchant platform)"
 )
-
-
-def _text(obj: Mapping[str, Any], name: str) -> str:
-    value = obj.get(name)
-    if not isinstance(value, str) or not value:
-        raise NotificationError(f"{name} is missing", reason="missing_field")
-    return value
-
-
-def _optional_text(obj: Mapping[str, Any], name: str) -> str | None:
-    value = obj.get(name)
-    return value if isinstance(value, str) and value else None
-
-
-def _amounts(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    amount = resource.get("amount")
-    if not isinstance(amount, dict):
-        raise NotificationError("amount is missing", reason="missing_field")
-    return amount
-
-
-def _currency(amount: Mapping[str, Any]) -> str:
-    currency = amount.get("currency", "CNY")
-    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
-        raise NotificationError("amount.currency is not a currency code", reason="malformed")
-    return currency
-
-
-def _payer_id(resource: Mapping[str, Any]) -> str | None:
-    payer = resource.get("payer")
-    if not isinstance(payer, dict):
-        return None
-    for name in ("openid", "sp_openid", "sub_openid"):
-        value = _optional_text(payer, name)
-        if value is not None:
-            return value
-    return None
 
 
 class WechatPayV3Provider:
@@ -191,14 +158,24 @@ class WechatPayV3Provider:
         """
         self._check_signature(raw)
         envelope = self._parse_envelope(raw.body)
-        event_id = _text(envelope, "id")
-        event_type = _text(envelope, "event_type")
+        event_id = required_text(envelope, "id")
+        event_type = required_text(envelope, "event_type")
+        mch_id, app_id = self._mch_id, self._app_id
         if event_type == "TRANSACTION.SUCCESS":
-            draft = self._paid(self._decrypted(envelope), envelope)
-        elif event_type == "REFUND.SUCCESS" or event_type in _REFUND_FAILED_STATUS:
-            draft = self._refund(self._decrypted(envelope), envelope, event_type)
+            resource = self._decrypted(envelope)
+            draft = map_paid(resource, envelope, mch_id=mch_id, app_id=app_id)
+        elif event_type == "REFUND.SUCCESS" or event_type in REFUND_FAILED_STATUS:
+            resource = self._decrypted(envelope)
+            draft = map_refund(resource, envelope, event_type, mch_id=mch_id, app_id=app_id)
         else:
-            draft = self._other(envelope, event_id, event_type)
+            draft = map_other(
+                self._other_resource(envelope),
+                envelope,
+                event_id=event_id,
+                event_type=event_type,
+                mch_id=mch_id,
+                channel=self.channel,
+            )
         return ParsedNotification(
             notification_id=event_id, events=(draft,), order_id=draft.order_id
         )
@@ -289,8 +266,8 @@ class WechatPayV3Provider:
             raise NotificationError(
                 "resource.algorithm is not AEAD_AES_256_GCM", reason="unsupported_algorithm"
             )
-        nonce = _text(resource, "nonce")
-        ciphertext = _text(resource, "ciphertext")
+        nonce = required_text(resource, "nonce")
+        ciphertext = required_text(resource, "ciphertext")
         associated_data = resource.get("associated_data", "")
         if associated_data is None:
             associated_data = ""
@@ -331,115 +308,10 @@ class WechatPayV3Provider:
             raise NotificationError("the decrypted resource is not an object", reason="malformed")
         return value
 
-    # -- mapping -------------------------------------------------------------------------
-
-    def _merchant(self, resource: Mapping[str, Any], *, require_app_id: bool) -> str:
-        partner = "sp_mchid" in resource
-        mchid = resource.get("sp_mchid" if partner else "mchid")
-        if mchid != self._mch_id:
-            raise NotificationError("mchid is not this channel's", reason="wrong_merchant")
-        if self._app_id is not None:
-            app_field = "sp_appid" if partner else "appid"
-            app_id = resource.get(app_field)
-            if (app_id is not None or require_app_id) and app_id != self._app_id:
-                raise NotificationError(
-                    f"{app_field} is not this channel's", reason="wrong_merchant"
-                )
-        return self._mch_id
-
-    @staticmethod
-    def _raw(envelope: Mapping[str, Any], resource: object) -> dict[str, Any]:
-        raw = {
-            name: envelope.get(name)
-            for name in ("id", "create_time", "event_type", "resource_type", "summary")
-        }
-        raw["resource"] = resource
-        return raw
-
-    def _paid(self, resource: dict[str, Any], envelope: Mapping[str, Any]) -> EventDraft:
-        mchid = self._merchant(resource, require_app_id=True)
-        state = resource.get("trade_state", "SUCCESS")
-        if state != "SUCCESS":
-            raise NotificationError(
-                "TRANSACTION.SUCCESS carries another trade_state", reason="inconsistent_state"
-            )
-        transaction_id = _text(resource, "transaction_id")
-        amount = _amounts(resource)
-        return EventDraft(
-            type=EventType.ORDER_PAID,
-            key=f"wechatpay:{mchid}:{transaction_id}:{EventType.ORDER_PAID}",
-            provider=PROVIDER,
-            merchant_id=mchid,
-            order_id=_text(resource, "out_trade_no"),
-            transaction_id=transaction_id,
-            amount=parse_fen(amount.get("total"), field="amount.total"),
-            currency=_currency(amount),
-            paid_at=parse_rfc3339(_text(resource, "success_time"), field="success_time"),
-            payer_id=_payer_id(resource),
-            raw=self._raw(envelope, resource),
-        )
-
-    def _refund(
-        self, resource: dict[str, Any], envelope: Mapping[str, Any], event_type: str
-    ) -> EventDraft:
-        mchid = self._merchant(resource, require_app_id=False)
-        out_refund_no = _text(resource, "out_refund_no")
-        refund_key = _optional_text(resource, "refund_id") or out_refund_no
-        amount = _amounts(resource)
-        status = _REFUND_FAILED_STATUS.get(event_type)
-        if status is None:
-            event, key = EventType.REFUND_SUCCEEDED, f"{EventType.REFUND_SUCCEEDED}"
-        else:
-            event, key = EventType.REFUND_FAILED, f"{EventType.REFUND_FAILED}:{status}"
-        return EventDraft(
-            type=event,
-            key=f"wechatpay:{mchid}:{refund_key}:{key}",
-            provider=PROVIDER,
-            merchant_id=mchid,
-            order_id=_text(resource, "out_trade_no"),
-            transaction_id=_text(resource, "transaction_id"),
-            amount=parse_fen(amount.get("total"), field="amount.total"),
-            currency=_currency(amount),
-            refund_id=out_refund_no,
-            refund_amount=parse_fen(amount.get("refund"), field="amount.refund"),
-            refunded_total=None,
-            status=status,
-            raw=self._raw(envelope, resource),
-        )
-
-    def _other(self, envelope: Mapping[str, Any], event_id: str, event_type: str) -> EventDraft:
-        # Authentic notifications of kinds payhook does not model are never refused (contract
-        # §5); their merchant fields vary by product, so they are reported, not enforced.
-        resource = self._other_resource(envelope)
-        mchid = self._mch_id
-        order_id = transaction_id = None
-        if isinstance(resource, dict):
-            named = _optional_text(resource, "sp_mchid") or _optional_text(resource, "mchid")
-            if named is not None and named != self._mch_id:
-                logger.warning(
-                    "A %s notification on channel %s names another merchant.",
-                    event_type[:64],
-                    self.channel,
-                    extra={"action": "foreign_merchant", "provider": PROVIDER},
-                )
-            mchid = named or self._mch_id
-            order_id = _optional_text(resource, "out_trade_no")
-            transaction_id = _optional_text(resource, "transaction_id")
-        return EventDraft(
-            type=EventType.NOTIFICATION_RECEIVED,
-            key=f"wechatpay:{mchid}:notification:{event_id}",
-            provider=PROVIDER,
-            merchant_id=mchid,
-            order_id=order_id,
-            transaction_id=transaction_id,
-            amount=None,
-            provider_event_type=event_type,
-            raw=self._raw(envelope, resource),
-        )
-
     def _other_resource(self, envelope: Mapping[str, Any]) -> object:
         # A kind payhook does not model is acknowledged, never refused: decrypt it when it is
-        # encrypted the usual way, otherwise keep the envelope's resource as sent.
+        # encrypted the usual way, otherwise keep the envelope's resource as sent. A tag
+        # failure is still a key problem (DecryptionError), as for every other kind.
         resource = envelope.get("resource")
         if not isinstance(resource, dict) or resource.get("algorithm") != AEAD_AES_256_GCM:
             return resource

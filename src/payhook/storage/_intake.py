@@ -123,8 +123,17 @@ class SqliteWriter:
 
     max_batch = 256
 
-    def __init__(self, path: str, *, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout_s: float = 3.0,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self._path = path
+        # How long a write waits for a lock held elsewhere before the callback gets the
+        # provider's "try again" answer (WeChat Pay wants an answer within 5 s).
+        self._busy_timeout_ms = int(busy_timeout_s * 1000)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._on_commit = on_commit
@@ -155,6 +164,7 @@ class SqliteWriter:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         for pragma in SQLITE_PRAGMAS:
             conn.execute(pragma)
+        conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         return conn
 
     def _run(self) -> None:

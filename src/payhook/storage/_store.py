@@ -34,6 +34,7 @@ class Store:
     Args:
         database_url: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://…``.
         clock: the time source for ``created_at`` columns.
+        sqlite_busy_timeout_s: how long an intake write waits for a SQLite lock held elsewhere.
         signal: raised after a commit that created deliveries (wakes the in-process dispatcher).
     """
 
@@ -43,8 +44,10 @@ class Store:
         *,
         clock: Clock | None = None,
         signal: OutboxSignal | None = None,
+        sqlite_busy_timeout_s: float = 3.0,
     ) -> None:
         self.database_url = database_url
+        self._sqlite_busy_timeout_s = sqlite_busy_timeout_s
         self.clock = clock or SystemClock()
         self.signal = signal or OutboxSignal()
         self.is_sqlite = is_sqlite(database_url)
@@ -78,7 +81,7 @@ class Store:
                 database = make_url(self.database_url).database
                 if not database or database == ":memory:":
                     raise StorageUnavailableError("SQLite needs a file, not :memory:")
-                self._writer = SqliteWriter(database)
+                self._writer = SqliteWriter(database, busy_timeout_s=self._sqlite_busy_timeout_s)
                 self._writer.start()
         elif self._pg is None:
             self._pg = PostgresIntake(self.engine)

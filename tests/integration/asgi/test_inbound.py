@@ -17,7 +17,7 @@ from payhook.events import EventDraft, EventType
 from payhook.providers import Outcome, ParsedNotification, RawNotification, Reply
 from payhook.storage._engine import create_engine
 from payhook.storage._tables import events, notifications
-from tests._faults import unwritable_sqlite
+from tests._faults import locked_sqlite
 from tests._server import ServerThread
 
 SECRET_LOOKING = "s3cr3t-provider-key-value"
@@ -70,6 +70,11 @@ def served(database_url: str) -> Iterator[tuple[str, str]]:
     settings = PayhookSettings(database_url=database_url, max_body_bytes=2048)
     hook = PayHook(settings, run_dispatcher=False)
     hook.providers["fake"] = FakeProvider()
+
+    async def _noop() -> None:
+        return None
+
+    hook._sync_subscriptions = _noop  # type: ignore[method-assign]
     with ServerThread(hook.app) as server:
         yield server.url, database_url
 
@@ -171,14 +176,20 @@ def test_admin_off_without_token(served: tuple[str, str]) -> None:
 
 
 def test_database_down_gets_failure(sqlite_database_url: str) -> None:
-    """An unwritable database gets the provider's failure reply, never success; it recovers."""
+    """A database that cannot take writes gets the provider's failure reply, never success;
+    payhook recovers by itself when it can write again."""
     settings = PayhookSettings(database_url=sqlite_database_url)
     hook = PayHook(settings, run_dispatcher=False)
     hook.providers["fake"] = FakeProvider()
+
+    async def _noop() -> None:
+        return None
+
+    hook._sync_subscriptions = _noop  # type: ignore[method-assign]
     db = Path(sqlite_database_url.removeprefix("sqlite+aiosqlite:///"))
     with ServerThread(hook.app) as server:
         assert httpx.post(f"{server.url}/notify/fake", content=b"ok:before").status_code == 200
-        with unwritable_sqlite(db):
+        with locked_sqlite(db):
             response = httpx.post(f"{server.url}/notify/fake", content=b"ok:during")
             assert (response.status_code, response.content) == (503, b"storage_unavailable")
         response = httpx.post(f"{server.url}/notify/fake", content=b"ok:during")

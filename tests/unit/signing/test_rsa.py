@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from payhook.signing import RsaDigest, load_rsa_private_key, load_rsa_public_key, rsa_sign, rsa_verify
+from payhook.signing import (
+    RsaDigest,
+    load_rsa_private_key,
+    load_rsa_public_key,
+    rsa_sign,
+    rsa_verify,
+)
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "alipay"
 GOPAY_SYNC = json.loads((VECTORS / "vectors.json").read_text("utf-8"))["confirmed"][
@@ -102,4 +107,3 @@ def test_round_trip_for_any_message(message: bytes, digest: RsaDigest) -> None:
 def test_arbitrary_signature_bytes_never_raise(signature: bytes) -> None:
     """Garbage signatures of any length are refused without an exception."""
     assert rsa_verify(PUBLIC, b"message", signature) is False
-
