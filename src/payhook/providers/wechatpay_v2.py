@@ -291,11 +291,9 @@ class WechatPayV2Provider:
             data = base64.b64decode(_ASCII_WS.sub("", text), validate=True)
         except (binascii.Error, ValueError):
             raise NotificationError("req_info is not base64", reason="bad_req_info") from None
-        if not data or len(data) % 16:
-            raise NotificationError("req_info is not AES blocks", reason="bad_req_info")
         decryptor = _ecb(self._refund_key).decryptor()
         unpadder = padding.PKCS7(algorithms.AES.block_size).unpadder()
-        try:
+        try:  # finalize() refuses data that is not whole AES blocks (empty included)
             plain = decryptor.update(data) + decryptor.finalize()
             plain = unpadder.update(plain) + unpadder.finalize()
         except ValueError:

@@ -1,0 +1,103 @@
+"""WeChat Pay platform certificates kept across restarts (table ``payhook_platform_certificates``).
+
+The certificate downloader saves what it fetched, and loads it again at start, so a restart
+does not depend on WeChat Pay's API being reachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from payhook.errors import StorageError, StorageUnavailableError
+from payhook.storage._tables import platform_certificates
+
+__all__ = ["StoredCertificate", "load_platform_certificates", "save_platform_certificates"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredCertificate:
+    """One platform certificate of one channel, as stored.
+
+    ``serial_no`` is upper-case hex without leading zeros; ``pem`` the certificate in PEM.
+    """
+
+    serial_no: str
+    pem: str
+    effective_time: datetime | None
+    expire_time: datetime | None
+    fetched_at: datetime
+
+
+def _storage_error(exc: Exception) -> StorageError:
+    if isinstance(exc, (DBAPIError, OSError)):
+        return StorageUnavailableError("the database cannot take the platform-certificate query")
+    return StorageError("platform-certificate storage failed")
+
+
+async def load_platform_certificates(engine: AsyncEngine, channel: str) -> list[StoredCertificate]:
+    """Every stored platform certificate of ``channel``, by serial.
+
+    Raises:
+        StorageUnavailableError: the database cannot be reached.
+    """
+    table = platform_certificates
+    query = select(table).where(table.c.channel == channel).order_by(table.c.serial_no)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+    except (SQLAlchemyError, OSError) as exc:
+        raise _storage_error(exc) from exc
+    return [
+        StoredCertificate(
+            serial_no=row["serial_no"],
+            pem=row["pem"],
+            effective_time=row["effective_time"],
+            expire_time=row["expire_time"],
+            fetched_at=row["fetched_at"],
+        )
+        for row in rows
+    ]
+
+
+async def save_platform_certificates(
+    engine: AsyncEngine, channel: str, certificates: Sequence[StoredCertificate]
+) -> None:
+    """Insert or update ``certificates`` of ``channel`` (keyed by serial), in one transaction.
+
+    Raises:
+        StorageUnavailableError: the database cannot be reached.
+    """
+    if not certificates:
+        return
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    try:
+        async with engine.begin() as conn:
+            for cert in certificates:
+                stmt = insert(platform_certificates).values(
+                    channel=channel,
+                    serial_no=cert.serial_no,
+                    pem=cert.pem,
+                    effective_time=cert.effective_time,
+                    expire_time=cert.expire_time,
+                    fetched_at=cert.fetched_at,
+                )
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["channel", "serial_no"],
+                        set_={
+                            "pem": stmt.excluded.pem,
+                            "effective_time": stmt.excluded.effective_time,
+                            "expire_time": stmt.excluded.expire_time,
+                            "fetched_at": stmt.excluded.fetched_at,
+                        },
+                    )
+                )
+    except (SQLAlchemyError, OSError) as exc:
+        raise _storage_error(exc) from exc
