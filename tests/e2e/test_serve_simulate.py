@@ -1,0 +1,194 @@
+"""End to end: the real `payhook serve` process, driven by `payhook simulate`, delivering to a
+real subscriber that verifies signatures with the reference `standardwebhooks` package."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from payhook.storage._engine import create_engine
+from payhook.storage._tables import deliveries, events
+from tests._server import ServerThread
+from tests._subscriber import Subscriber
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def payhook(*args: str, config: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "payhook", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def subscriber() -> Iterator[tuple[Subscriber, str]]:
+    sub = Subscriber(secret=SECRET)
+    with ServerThread(sub.app()) as server:
+        yield sub, f"{server.url}/webhooks/payments"
+
+
+@pytest.fixture
+def config(tmp_path: Path, database_url: str, subscriber: tuple[Subscriber, str]) -> Path:
+    """The sample config with this test's database and subscriber."""
+    shutil.copytree(ROOT / "samples" / "keys", tmp_path / "keys")
+    text = (ROOT / "samples" / "payhook.toml").read_text()
+    text = re.sub(r"^database_url = .*$", f'database_url = "{database_url}"', text, flags=re.M)
+    text = text.replace("http://127.0.0.1:9000/webhooks/payments", subscriber[1])
+    text = text.replace('events = ["payment.order.paid", "payment.refund.*"]', 'events = ["*"]')
+    path = tmp_path / "payhook.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def server(config: Path) -> Iterator[str]:
+    """`payhook serve` as a real process; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PAYHOOK_")},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise RuntimeError(f"payhook serve did not start:\n{out}")
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def stored(database_url: str) -> tuple[list[dict[str, object]], int]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            bodies = [json.loads(b) for b in (await conn.execute(select(events.c.body))).scalars()]
+            count = len((await conn.execute(select(deliveries.c.id))).all())
+        return bodies, count
+    finally:
+        await engine.dispose()
+
+
+def wait_for(predicate: object, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("channel", "reply"),
+    [("alipay", "HTTP 200\nsuccess"), ("wechat", "HTTP 204"), ("wechat-legacy", "HTTP 200\n<xml>")],
+    ids=["alipay", "wechatpay-v3", "wechatpay-v2"],
+)
+def test_simulate_paid_end_to_end(
+    server: str,
+    config: Path,
+    database_url: str,
+    subscriber: tuple[Subscriber, str],
+    channel: str,
+    reply: str,
+) -> None:
+    """A simulated paid callback is acknowledged, stored once and delivered signed."""
+    sub, _ = subscriber
+    result = payhook(
+        "simulate", channel, "--order", "1001", "--amount", "88.88",
+        "--url", f"{server}/notify/{channel}", config=config,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(reply)
+    again = payhook(
+        "simulate", channel, "--order", "1001", "--amount", "88.88",
+        "--url", f"{server}/notify/{channel}", config=config,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    bodies, delivery_count = asyncio.run(stored(database_url))
+    assert len(bodies) == 1
+    assert delivery_count == 1
+    event = bodies[0]
+    assert event["type"] == "payment.order.paid"
+    data = event["data"]
+    assert isinstance(data, dict)
+    assert (data["order_id"], data["amount"], data["currency"]) == ("1001", 8888, "CNY")
+    wait_for(lambda: len(sub.received) >= 1)
+    got = sub.received[0]
+    assert got.verified
+    assert got.headers["webhook-id"] == event["id"]
+    assert got.event == event
+    time.sleep(0.3)
+    assert sub.event_ids() == [event["id"]]
+
+
+def test_refund_end_to_end(server: str, config: Path, database_url: str) -> None:
+    """An Alipay refund after the payment becomes a payment.refund.succeeded with its share."""
+    for args in (("--event", "paid"), ("--event", "refund", "--refund-amount", "10.00")):
+        result = payhook(
+            "simulate", "alipay", "--order", "2002", "--amount", "88.88", *args,
+            "--url", f"{server}/notify/alipay", config=config,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    bodies, _ = asyncio.run(stored(database_url))
+    types = sorted(str(b["type"]) for b in bodies)
+    assert types == ["payment.order.paid", "payment.refund.succeeded"]
+    refund = next(b for b in bodies if b["type"] == "payment.refund.succeeded")
+    data = refund["data"]
+    assert isinstance(data, dict)
+    assert (data["refund_amount"], data["refunded_total"]) == (1000, 1000)
+
+
+def test_check_config_and_bad_config(config: Path, tmp_path: Path) -> None:
+    """check-config prints a summary without secrets; a bad file exits 1 with one line."""
+    ok = payhook("check-config", config=config)
+    assert ok.returncode == 0, ok.stderr
+    assert "configuration OK" in ok.stdout
+    for secret in ("0123456789abcdef0123456789abcdef", SECRET, "192006250b4c09247ec02edce69f6a2d"):
+        assert secret not in ok.stdout + ok.stderr
+    config.write_text(config.read_text() + "\nbogus_key = 1\n")
+    bad = payhook("check-config", config=config)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().count("\n") == 0
+    assert "bogus_key: unknown key" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    usage = subprocess.run(
+        [sys.executable, "-m", "payhook", "simulate"], capture_output=True, text=True, check=False
+    )
+    assert usage.returncode == 2
