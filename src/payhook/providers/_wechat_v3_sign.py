@@ -59,13 +59,16 @@ def random_nonce(length: int = 32) -> str:
 
 
 def decode_signature(text: str) -> bytes | None:
-    """The bytes of a base64 signature header, or ``None`` when it is not strict base64."""
+    """The bytes of a base64 signature header, or ``None`` unless it is canonical base64."""
     if len(text) > _MAX_SIGNATURE_CHARS:
         return None
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error, ValueError):
         return None
+    # Only the canonical encoding: otherwise unused trailing bits would let several header
+    # values carry the same signature.
+    return raw if base64.b64encode(raw).decode("ascii") == text else None
 
 
 def rsa_sha256_sign(private_key: RSAPrivateKey, message: bytes) -> str:

@@ -215,24 +215,22 @@ class SqliteWriter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for job in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    value = job.fn(conn)
-                except sqlite3.OperationalError:
-                    raise  # the database itself is in trouble: fail the whole batch
-                except Exception as exc:  # noqa: BLE001 - a job's own failure is its caller's
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    results.append((job, False, exc))
-                else:
-                    conn.execute("RELEASE job")
-                    results.append((job, True, value))
+                results.append((job, True, job.fn(conn)))
             conn.execute("COMMIT")
-        except BaseException:
+        except sqlite3.OperationalError:
+            # The database itself is in trouble (locked, read-only, I/O): fail the batch.
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        if self._on_commit is not None:
+        except Exception as exc:  # noqa: BLE001 - one job's own failure must not sink the others
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(batch) > 1:
+                for job in batch:  # isolate the culprit: each job in its own transaction
+                    self._commit_batch(conn, [job])
+                return
+            results = [(batch[0], False, exc)]
+        if self._on_commit is not None and any(ok for _j, ok, _v in results):
             self._on_commit()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, ok, value in results:
@@ -277,11 +275,11 @@ def sqlite_record(
         count = 0
         subs: list[tuple[str, list[str]]] | None = None
         for draft in record.drafts:
-            found = conn.execute(_SQLITE_FIND, (draft.key,)).fetchone()
-            if found is not None:
-                event_ids.append(found[0])
-                continue
             if _needs_refund_share(draft):
+                found = conn.execute(_SQLITE_FIND, (draft.key,)).fetchone()
+                if found is not None:
+                    event_ids.append(found[0])
+                    continue
                 prev = conn.execute(
                     _SQLITE_PREV_REFUND,
                     (draft.provider, draft.merchant_id, draft.transaction_id, draft.refunded_total),
@@ -289,7 +287,7 @@ def sqlite_record(
                 draft = _with_share(draft, prev[0] if prev else None)
             event_id = new_id("evt", now_ms=now_ms)
             body = render_event(draft, event_id=event_id, channel=record.channel, created_at=now)
-            conn.execute(
+            cursor = conn.execute(
                 _SQLITE_INSERT_EVENT,
                 (
                     event_id, draft.key, str(draft.type), record.channel, draft.provider,
@@ -297,6 +295,10 @@ def sqlite_record(
                     draft.refunded_total, ts, body,
                 ),
             )  # fmt: skip
+            if cursor.rowcount == 0:  # the key exists: a duplicate of a stored fact
+                found = conn.execute(_SQLITE_FIND, (draft.key,)).fetchone()
+                event_ids.append(found[0])
+                continue
             event_ids.append(event_id)
             new_ids.append(event_id)
             new_types.append(str(draft.type))

@@ -199,3 +199,46 @@ async def test_postgres_down_is_unavailable() -> None:
             await store.record(record(paid()))
     finally:
         await store.close()
+
+
+async def test_group_commit_isolates_a_failing_job(sqlite_database_url: str) -> None:
+    """In a group commit, one job that fails does not sink the others in its batch."""
+    from payhook.storage._intake import SqliteWriter
+
+    db = sqlite_database_url.removeprefix("sqlite+aiosqlite:///")
+    writer = SqliteWriter(db)
+    writer.start()
+
+    def good(n: int):  # type: ignore[no-untyped-def]
+        def run(conn):  # type: ignore[no-untyped-def]
+            conn.execute(
+                "INSERT INTO payhook_notifications (channel, received_at, headers, body, verdict) "
+                "VALUES (?, '2026-01-01 00:00:00.000000', '{}', x'00', 'accepted')",
+                (f"c{n}",),
+            )
+            return n
+
+        return run
+
+    def bad(conn):  # type: ignore[no-untyped-def]
+        conn.execute(
+            "INSERT INTO payhook_notifications (channel, received_at, headers, body, verdict) "
+            "VALUES ('bad', '2026-01-01 00:00:00.000000', '{}', x'00', 'accepted')"
+        )
+        raise ValueError("job bug")
+
+    try:
+        results = await asyncio.gather(
+            *(writer.run(good(i)) for i in range(5)), writer.run(bad), return_exceptions=True
+        )
+    finally:
+        writer.close()
+    assert results[:5] == [0, 1, 2, 3, 4]
+    assert isinstance(results[5], ValueError)
+    store = Store(sqlite_database_url)
+    try:
+        async with store.engine.connect() as conn:
+            channels = sorted((await conn.execute(select(notifications.c.channel))).scalars())
+        assert channels == ["c0", "c1", "c2", "c3", "c4"]
+    finally:
+        await store.close()

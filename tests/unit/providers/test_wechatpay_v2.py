@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -473,6 +474,14 @@ def test_refund_req_info_with_line_breaks_is_accepted() -> None:
 # --- negative table ---
 
 
+def _billion_laughs() -> bytes:
+    entities = "".join(f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10))
+    return (
+        f'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY lol0 "lol">{entities}]>'
+        "<xml><return_code>&lol9;</return_code></xml>"
+    ).encode()
+
+
 def _not_blocks() -> str:
     return base64.b64encode(b"x" * 20).decode()
 
@@ -598,8 +607,7 @@ NEGATIVE: list[tuple[str, bytes, dict[str, Any], type[RefusedError], str]] = [
     ),
     (
         "entity_bomb",
-        b'<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
-        b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><xml><return_code>&c;</return_code></xml>',
+        _billion_laughs(),
         {},
         NotificationError,
         "bad_xml",
@@ -723,19 +731,41 @@ def test_refusals_never_leak_the_key() -> None:
     assert not any("d96eb16afdd491fa1e705096edbc2205" in text for text in messages)
 
 
-def test_external_entity_content_never_appears(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["tmp_file", "etc_passwd"])
+def test_external_entity_content_never_appears(tmp_path: Path, target: str) -> None:
     """A DOCTYPE pointing at a local file is refused and the file's content appears nowhere."""
-    secret = tmp_path / "passwd"
-    secret.write_text("root:x:0:0:SECRET-CONTENT-91c2:/root:/bin/bash\n")
+    if target == "tmp_file":
+        path = tmp_path / "passwd"
+        path.write_text("root:x:0:0:SECRET-CONTENT-91c2:/root:/bin/bash\n")
+    else:
+        path = Path("/etc/passwd")
+    content = path.read_text().splitlines()[0] if path.exists() else "root:x:0:0:"
     body = (
-        f'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "{secret.as_uri()}">]>'
+        f'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "{path.as_uri()}">]>'
         "<xml><return_code>&x;</return_code></xml>"
     ).encode()
     with pytest.raises(NotificationError) as info:
         _provider().verify(_raw(body))
     assert info.value.reason == "bad_xml"
-    texts = [str(info.value), repr(info.value), repr(info.value.__context__)]
-    assert not any("SECRET-CONTENT" in text for text in texts)
+    reply = _provider().reply(Outcome.REFUSED_MALFORMED, info.value.message)
+    texts = [str(info.value), repr(info.value), repr(info.value.__context__), reply.body.decode()]
+    assert not any(content in text for text in texts)
+
+
+def test_entity_bomb_costs_no_more_than_a_normal_callback() -> None:
+    """A billion-laughs body is refused at its DOCTYPE, as fast as a real callback verifies."""
+    provider, bomb = _provider(), _raw(_billion_laughs())
+    start = time.perf_counter()
+    for _ in range(20):
+        provider.verify(_raw(PAY_MD5_XML))
+    normal = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(20):
+        with pytest.raises(NotificationError, match="DOCTYPE"):
+            provider.verify(bomb)
+    refused = time.perf_counter() - start
+    # Expanding the bomb would take seconds and gigabytes; refusing it takes microseconds.
+    assert refused < max(5 * normal, 0.05)
 
 
 # --- configuration and secrets ---

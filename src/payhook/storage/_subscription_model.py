@@ -1,0 +1,231 @@
+"""Subscription value objects, validation and the stored secret list (no I/O)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import Row
+
+from payhook.errors import ConfigurationError
+from payhook.events import parse_rfc3339, to_rfc3339, validate_filter
+from payhook.signing._standard import parse_secret
+
+__all__ = [
+    "REASON_CONFIG",
+    "REASON_REMOVED",
+    "Subscription",
+    "SubscriptionSecret",
+    "SubscriptionSpec",
+    "UpsertResult",
+    "dump_secrets",
+    "from_row",
+    "invalid",
+    "rotated",
+    "validate_events",
+    "validate_name",
+    "validate_secret",
+    "validate_url",
+]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
+# Why a subscription was disabled; only these are undone by the config on the next start.
+REASON_CONFIG = "disabled in the configuration"
+REASON_REMOVED = "removed from the configuration"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionSpec:
+    """A subscription as declared in the config file (``[[subscriptions]]``)."""
+
+    name: str
+    url: str
+    events: tuple[str, ...]
+    secret: str = field(repr=False)
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionSecret:
+    """One signing secret of a subscription; ``expires_at`` is set while it is retiring."""
+
+    secret: str = field(repr=False)
+    expires_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        """Whether deliveries are still signed with this secret."""
+        return self.expires_at is None or self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscription:
+    """A stored subscription. Its repr never shows secrets."""
+
+    id: str
+    name: str
+    kind: str  # http | handler
+    url: str | None
+    events: tuple[str, ...]
+    secrets: tuple[SubscriptionSecret, ...] = field(repr=False)
+    enabled: bool
+    disabled_reason: str | None
+    source: str  # config | api | code
+    created_at: datetime
+    updated_at: datetime
+
+    def active_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets deliveries are signed with now, newest first."""
+        return tuple(s.secret for s in self.secrets if s.active(now))
+
+    def public_dict(self, now: datetime) -> dict[str, Any]:
+        """A JSON-ready view without secret values (for the admin API and the CLI)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url,
+            "events": list(self.events),
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "source": self.source,
+            "secrets": [
+                {"expires_at": to_rfc3339(s.expires_at) if s.expires_at else None}
+                for s in self.secrets
+                if s.active(now)
+            ],
+            "created_at": to_rfc3339(self.created_at),
+            "updated_at": to_rfc3339(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpsertResult:
+    """What :func:`upsert_config_subscriptions` changed, by subscription name."""
+
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    rotated: tuple[str, ...] = ()
+    disabled: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def invalid(message: str) -> ConfigurationError:
+    return ConfigurationError(message, reason="invalid_subscription")
+
+
+def validate_name(name: str) -> str:
+    """``name`` if it is a usable subscription name."""
+    if not _NAME.match(name):
+        raise invalid("a subscription name is 1-128 letters, digits or _.:- characters")
+    return name
+
+
+def validate_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL with a host."""
+    if len(url) > 2048 or any(c.isspace() for c in url):
+        raise invalid("a subscription URL must be an http:// or https:// URL")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError:
+        raise invalid("a subscription URL must be an http:// or https:// URL") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise invalid("a subscription URL must be an http:// or https:// URL")
+    return url
+
+
+def validate_events(events: Iterable[str]) -> tuple[str, ...]:
+    """The filters as a tuple, if each is ``*``, an event type or a ``prefix.*`` wildcard."""
+    if isinstance(events, str):
+        raise invalid("events must be a list of filters")
+    result = tuple(events)
+    if not result:
+        raise invalid("a subscription needs at least one event filter ('*' for all)")
+    for pattern in result:
+        if not validate_filter(pattern):
+            raise invalid("an event filter is '*', an event type or a 'prefix.*' wildcard")
+    return result
+
+
+def validate_secret(secret: str) -> str:
+    """``secret`` if it is a ``whsec_`` secret of at least 24 bytes (never echoed)."""
+    parse_secret(secret)
+    return secret
+
+
+# --------------------------------------------------------------------------------------------
+# rows
+
+
+def _load_secrets(raw: str) -> tuple[SubscriptionSecret, ...]:
+    items = json.loads(raw or "[]")
+    result = []
+    for item in items:
+        expires = item.get("expires_at")
+        result.append(
+            SubscriptionSecret(
+                secret=item["secret"],
+                expires_at=parse_rfc3339(expires, field="expires_at") if expires else None,
+            )
+        )
+    return tuple(result)
+
+
+def dump_secrets(items: Sequence[SubscriptionSecret]) -> str:
+    """The JSON stored in ``payhook_subscriptions.secrets``."""
+    return json.dumps(
+        [
+            {
+                "secret": s.secret,
+                "expires_at": s.expires_at.isoformat() if s.expires_at else None,
+            }
+            for s in items
+        ]
+    )
+
+
+def from_row(row: Row[Any]) -> Subscription:
+    """A :class:`Subscription` from a ``payhook_subscriptions`` row."""
+    return Subscription(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        url=row.url,
+        events=tuple(json.loads(row.events)),
+        secrets=_load_secrets(row.secrets),
+        enabled=bool(row.enabled),
+        disabled_reason=row.disabled_reason,
+        source=row.source,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def rotated(
+    current: Sequence[SubscriptionSecret], new_secret: str, *, now: datetime, grace_s: float
+) -> tuple[SubscriptionSecret, ...]:
+    """The secret list after making ``new_secret`` the primary one.
+
+    Secrets without an expiry start expiring at ``now + grace_s``; secrets already
+    retiring keep their earlier expiry; expired ones are dropped.
+    """
+    if grace_s < 0:
+        raise invalid("the rotation grace period cannot be negative")
+    until = now + timedelta(seconds=grace_s)
+    kept = [SubscriptionSecret(secret=new_secret)]
+    for item in current:
+        if item.secret == new_secret or not item.active(now):
+            continue
+        expires = until if item.expires_at is None else min(item.expires_at, until)
+        if expires > now:
+            kept.append(SubscriptionSecret(secret=item.secret, expires_at=expires))
+    return tuple(kept)
