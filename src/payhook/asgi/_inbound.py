@@ -68,6 +68,20 @@ class InboundEndpoint:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def _audit(self, raw: RawNotification, reason: str) -> None:
+        record = IntakeRecord(
+            channel=raw.channel,
+            received_at=raw.received_at,
+            headers=dict(raw.headers),
+            body=raw.body,
+            notification_id=None,
+            drafts=(),
+            verdict="refused",
+            reason=reason,
+        )
+        if not self._store.audit_refused(record):
+            self._count(raw.channel, "audit_dropped", reason)
+
     def _count(self, channel: str, outcome: str, reason: str) -> None:
         self._metrics.callbacks.labels(channel, outcome, reason).inc()
 
@@ -116,6 +130,7 @@ class InboundEndpoint:
                 },
             )
             self._count(channel, "refused", exc.reason)
+            self._audit(raw, exc.reason)
             return _respond(provider.reply(outcome, exc.message))
         except DecryptionError as exc:
             logger.error(
@@ -124,6 +139,7 @@ class InboundEndpoint:
                 extra={"action": "callback_key_misconfigured", "channel": channel},
             )
             self._count(channel, "error", exc.reason)
+            self._audit(raw, exc.reason)
             return _respond(provider.reply(Outcome.KEY_MISCONFIGURED, "decryption failed"))
         except Exception:  # a verifier bug must still get the provider's format
             logger.exception(

@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 PROVIDER = "alipay"
 
 _PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
+_MODELLED = _PAID_STATUSES | {"TRADE_CLOSED"}
 # Any of these marks a refund-triggered trade notification (providers.md §1.6).
 _REFUND_FIELDS = ("refund_fee", "gmt_refund", "out_biz_no")
 
@@ -171,12 +172,10 @@ class AlipayProvider:
             raise NotificationError("seller_id is not this channel's seller", reason="wrong_seller")
         self._check_cert_sn(fields.get("alipay_cert_sn"), notify_id)
         raw = {key: value for key, value in fields.items() if key != "sign"}
-        if is_trade:
-            assert trade_status is not None
-            events = _trade_events(fields, raw, app_id, trade_status)
+        refund = is_trade and any(name in fields for name in _REFUND_FIELDS)
+        if trade_status is not None and (refund or (is_trade and trade_status in _MODELLED)):
+            events = _trade_events(fields, raw, app_id, trade_status, refund=refund)
         else:
-            events = ()
-        if not events:
             kind = (trade_status if is_trade else notify_type or trade_status) or "unknown"
             events = (_received_event(fields, raw, app_id, notify_id, kind),)
         return ParsedNotification(
@@ -209,7 +208,7 @@ def _required(fields: Mapping[str, str], name: str) -> str:
 
 def _time(fields: Mapping[str, str], name: str) -> datetime | None:
     value = fields.get(name)
-    return None if value is None else parse_beijing(value, field=name)
+    return parse_beijing(value, field=name) if value else None
 
 
 def _payer(fields: Mapping[str, str]) -> str | None:
@@ -217,7 +216,7 @@ def _payer(fields: Mapping[str, str]) -> str | None:
 
 
 def _trade_events(
-    fields: Mapping[str, str], raw: Mapping[str, str], app_id: str, status: str
+    fields: Mapping[str, str], raw: Mapping[str, str], app_id: str, status: str, *, refund: bool
 ) -> tuple[EventDraft, ...]:
     trade_no = _required(fields, "trade_no")
     prefix = f"{PROVIDER}:{app_id}:{trade_no}"
@@ -235,7 +234,7 @@ def _trade_events(
         raw=raw,
     )
     events: list[EventDraft] = []
-    if any(name in fields for name in _REFUND_FIELDS):
+    if refund:
         # refund_fee is the trade's cumulative refunded amount; the store derives this
         # refund's share from what it already recorded (contract §5).
         refunded_total = parse_amount(_required(fields, "refund_fee"), field="refund_fee")

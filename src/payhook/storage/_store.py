@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -54,6 +55,11 @@ class Store:
         self._engine: AsyncEngine | None = None
         self._writer: SqliteWriter | None = None
         self._pg: PostgresIntake | None = None
+        self._audits: set[asyncio.Task[None]] = set()
+
+    # Refused callbacks are audited in the background; under a flood the excess is dropped
+    # (and counted by the caller's metrics) rather than queued without bound.
+    max_pending_audits = 256
 
     def __repr__(self) -> str:
         url = make_url(self.database_url).render_as_string(hide_password=True)
@@ -88,6 +94,8 @@ class Store:
 
     async def close(self) -> None:
         """Close the writer thread and the engine."""
+        if self._audits:
+            await asyncio.gather(*self._audits, return_exceptions=True)
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -113,6 +121,21 @@ class Store:
         if result.deliveries:
             self.signal.notify()
         return result
+
+    def audit_refused(self, record: IntakeRecord) -> bool:
+        """Store the audit row of a refused callback in the background; False if dropped."""
+        if len(self._audits) >= self.max_pending_audits:
+            return False
+        task = asyncio.get_running_loop().create_task(self._audit(record))
+        self._audits.add(task)
+        task.add_done_callback(self._audits.discard)
+        return True
+
+    async def _audit(self, record: IntakeRecord) -> None:
+        try:
+            await self.record(record)
+        except Exception:  # noqa: BLE001 - auditing a refused callback is best effort
+            logger.warning("could not audit a refused callback", extra={"action": "audit_failed"})
 
     async def ping(self) -> bool:
         """Whether the database answers."""

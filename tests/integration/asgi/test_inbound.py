@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,7 +199,7 @@ def test_database_down_gets_failure(sqlite_database_url: str) -> None:
 
 
 def test_audit_rows(served: tuple[str, str]) -> None:
-    """Accepted and duplicate callbacks leave audit rows with their verdict."""
+    """Accepted, duplicate and refused callbacks leave audit rows with their verdict."""
     url, database_url = served
     httpx.post(f"{url}/notify/fake", content=b"ok:a")
     httpx.post(f"{url}/notify/fake", content=b"ok:a")
@@ -211,4 +212,8 @@ def test_audit_rows(served: tuple[str, str]) -> None:
         finally:
             await engine.dispose()
 
-    assert sorted(asyncio.run(verdicts())) == ["accepted", "duplicate"]
+    httpx.post(f"{url}/notify/fake", content=b"bad")
+    deadline = time.monotonic() + 5
+    while len(asyncio.run(verdicts())) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(asyncio.run(verdicts())) == ["accepted", "duplicate", "refused"]

@@ -524,24 +524,34 @@ def test_unmodelled_notifications_are_passed_on(changes: dict[str, str | None], 
     assert (event.order_id, event.amount) == ("ORDER-1001", 8888)
 
 
-def test_unmodelled_notifications_are_never_refused_for_their_fields() -> None:
-    """A bad amount or time in an unmodelled notification is dropped, not refused."""
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"notify_type": "fund_auth_freeze", "trade_status": None, "seller_id": None},
+        {"trade_status": "WAIT_BUYER_PAY"},
+    ],
+    ids=["other_notify_type", "wait_buyer_pay"],
+)
+def test_unmodelled_notifications_are_never_refused_for_their_fields(
+    changes: dict[str, str | None],
+) -> None:
+    """A bad amount or time, or missing ids, in an unmodelled notification are dropped."""
     body = _signed(
-        notify_type="fund_auth_freeze",
-        trade_status=None,
-        total_amount="1.234",
-        gmt_payment="yesterday",
-        trade_no=None,
-        out_trade_no=None,
-        seller_id=None,
+        total_amount="1.234", gmt_payment="yesterday", trade_no=None, out_trade_no=None, **changes
     )
     (event,) = _verify(body, _provider(TEST_PUBLIC, seller_id=SELLER)).events
+    assert event.type is EventType.NOTIFICATION_RECEIVED
     assert (event.amount, event.paid_at, event.order_id, event.transaction_id) == (
         None,
         None,
         None,
         None,
     )
+
+
+def test_empty_gmt_payment_is_no_payment_time() -> None:
+    """An empty gmt_payment is treated as absent, not as a malformed time."""
+    assert _verify(_signed(gmt_payment="")).events[0].paid_at is None
 
 
 @pytest.mark.parametrize(
