@@ -154,11 +154,10 @@ class PayHook:
         """The admin API, or None when no admin token is configured (then /admin is 404)."""
         if self.settings.admin_token is None:
             return None
-        try:
-            from payhook.asgi._admin import create_admin_app
-        except ImportError:
-            return None
-        return create_admin_app(self)
+        from payhook.asgi._admin import create_admin_app
+
+        app: ASGIApp = create_admin_app(self)
+        return app
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: object = None) -> AsyncIterator[None]:

@@ -41,6 +41,7 @@ def load_rsa_public_key(material: str | bytes, *, what: str = "public key") -> R
         ConfigurationError: the material is not an RSA public key.
     """
     data = _as_bytes(material).strip()
+    key: object
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
             key = x509.load_pem_x509_certificate(data).public_key()

@@ -113,7 +113,11 @@ def make_certificate(
 
 
 def encrypt_resource(
-    plaintext: bytes, *, key: bytes = API_V3_KEY, nonce: str = "K8b3Qz1pL0aY", aad: str = "transaction"
+    plaintext: bytes,
+    *,
+    key: bytes = API_V3_KEY,
+    nonce: str = "K8b3Qz1pL0aY",
+    aad: str = "transaction",
 ) -> dict[str, str]:
     """A ``resource`` object encrypted the way WeChat Pay does."""
     ciphertext = AESGCM(key).encrypt(nonce.encode(), plaintext, aad.encode())

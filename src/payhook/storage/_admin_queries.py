@@ -1,0 +1,424 @@
+"""Read-only queries for operators (admin API and CLI): events and deliveries, newest first.
+
+Pagination is keyset on the primary key. Event and delivery ids are time-sortable
+(``evt_…``/``dlv_…`` ULIDs), so "newest first" is ``ORDER BY id DESC`` and the next page is
+``WHERE id < <last id of this page>``: rows inserted while a client pages never shift,
+repeat or hide the rows it has not seen yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from payhook.errors import NotFoundError
+from payhook.events import to_rfc3339
+from payhook.storage._tables import attempts, deliveries, events, subscriptions
+from payhook.storage._txn import read_tx
+
+__all__ = [
+    "DELIVERY_STATUSES",
+    "MAX_LIMIT",
+    "AttemptView",
+    "DeliveryView",
+    "EventView",
+    "Page",
+    "decode_cursor",
+    "deliveries_of_events",
+    "encode_cursor",
+    "get_delivery",
+    "get_event",
+    "list_deliveries",
+    "list_events",
+]
+
+T = TypeVar("T")
+
+DELIVERY_STATUSES = ("pending", "failed", "succeeded", "dead")
+MAX_LIMIT = 500
+_ID = re.compile(r"(evt|dlv)_[0-9a-hjkmnp-tv-z]{26}\Z")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a listing; ``next_cursor`` is None on the last page."""
+
+    items: tuple[T, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventView:
+    """A stored event: a few indexed columns and the exact body subscribers receive."""
+
+    id: str
+    type: str
+    channel: str
+    order_id: str | None
+    created_at: datetime
+    body: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as subscribers receive it (contract §5)."""
+        return dict(self.body)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptView:
+    """One recorded delivery attempt."""
+
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int | None
+    error_class: str | None
+    error: str | None
+    response_body: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "attempted_at": to_rfc3339(self.attempted_at),
+            "status_code": self.status_code,
+            "latency_ms": self.latency_ms,
+            "error_class": self.error_class,
+            "error": self.error,
+            "response_body": self.response_body,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryView:
+    """One outbox row with its subscription name, its event's type and order, and attempts."""
+
+    id: str
+    event_id: str
+    event_type: str
+    order_id: str | None
+    subscription: str
+    status: str
+    attempt_count: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    attempts: tuple[AttemptView, ...] = ()
+
+    def to_json(self, *, with_attempts: bool = True) -> dict[str, Any]:
+        """A JSON-ready dict (``next_attempt_at`` only while the delivery is still due)."""
+        due = self.status in ("pending", "failed") and self.next_attempt_at is not None
+        data: dict[str, Any] = {
+            "id": self.id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "order_id": self.order_id,
+            "subscription": self.subscription,
+            "status": self.status,
+            "attempt_count": self.attempt_count,
+            "next_attempt_at": to_rfc3339(self.next_attempt_at)
+            if due and self.next_attempt_at
+            else None,
+            "created_at": to_rfc3339(self.created_at),
+            "updated_at": to_rfc3339(self.updated_at),
+            "last_attempt_at": to_rfc3339(self.last_attempt_at) if self.last_attempt_at else None,
+            "last_status_code": self.last_status_code,
+            "last_error": self.last_error,
+        }
+        if with_attempts:
+            data["attempts"] = [a.to_json() for a in self.attempts]
+        return data
+
+
+# --------------------------------------------------------------------------------------------
+# cursors
+
+
+def encode_cursor(last_id: str) -> str:
+    """The opaque cursor for the page after the row ``last_id``."""
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, prefix: str) -> str | None:
+    """The row id inside ``cursor`` if it is a valid cursor for ``prefix`` ids, else None."""
+    if not cursor.isascii() or len(cursor) > 64:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        return None
+    if not _ID.match(raw) or not raw.startswith(f"{prefix}_"):
+        return None
+    return raw
+
+
+def _check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+# --------------------------------------------------------------------------------------------
+# events
+
+
+def _event_view(row: Row[Any]) -> EventView:
+    return EventView(
+        id=row.id,
+        type=row.type,
+        channel=row.channel,
+        order_id=row.order_id,
+        created_at=row.created_at,
+        body=json.loads(row.body),
+    )
+
+
+def _event_columns() -> Select[Any]:
+    return select(
+        events.c.id,
+        events.c.type,
+        events.c.channel,
+        events.c.order_id,
+        events.c.created_at,
+        events.c.body,
+    )
+
+
+async def list_events(
+    engine: AsyncEngine,
+    *,
+    order_id: str | None = None,
+    type: str | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    after_id: str | None = None,
+) -> Page[EventView]:
+    """Events, newest first.
+
+    Args:
+        order_id: only events of this merchant order (``out_trade_no``).
+        type: an event filter: an exact type, ``prefix.*`` or ``*``.
+        channel: only events received on this channel.
+        since: only events created at or after this time.
+        until: only events created before this time.
+        limit: page size, 1 to :data:`MAX_LIMIT`.
+        after_id: the id inside the cursor of the previous page.
+
+    Raises:
+        StorageUnavailableError: the database is unavailable.
+    """
+    _check_limit(limit)
+    query = _event_columns()
+    if order_id is not None:
+        query = query.where(events.c.order_id == order_id)
+    if type is not None and type != "*":
+        if type.endswith(".*"):
+            query = query.where(events.c.type.startswith(type[:-1], autoescape=True))
+        else:
+            query = query.where(events.c.type == type)
+    if channel is not None:
+        query = query.where(events.c.channel == channel)
+    if since is not None:
+        query = query.where(events.c.created_at >= since)
+    if until is not None:
+        query = query.where(events.c.created_at < until)
+    if after_id is not None:
+        query = query.where(events.c.id < after_id)
+    query = query.order_by(events.c.id.desc()).limit(limit + 1)
+    async with read_tx(engine) as conn:
+        rows = (await conn.execute(query)).all()
+    items = tuple(_event_view(row) for row in rows[:limit])
+    more = len(rows) > limit
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+async def get_event(engine: AsyncEngine, event_id: str) -> EventView:
+    """One event.
+
+    Raises:
+        NotFoundError: no event has this id.
+    """
+    async with read_tx(engine) as conn:
+        row = (await conn.execute(_event_columns().where(events.c.id == event_id))).first()
+    if row is None:
+        raise NotFoundError(f"no event with id {event_id!r}", reason="event_not_found")
+    return _event_view(row)
+
+
+# --------------------------------------------------------------------------------------------
+# deliveries
+
+
+def _delivery_columns() -> Select[Any]:
+    return select(
+        deliveries.c.id,
+        deliveries.c.event_id,
+        events.c.type.label("event_type"),
+        events.c.order_id,
+        subscriptions.c.name.label("subscription"),
+        deliveries.c.status,
+        deliveries.c.attempt_count,
+        deliveries.c.next_attempt_at,
+        deliveries.c.created_at,
+        deliveries.c.updated_at,
+        deliveries.c.last_attempt_at,
+        deliveries.c.last_status_code,
+        deliveries.c.last_error,
+    ).select_from(
+        deliveries.join(events, events.c.id == deliveries.c.event_id).join(
+            subscriptions, subscriptions.c.id == deliveries.c.subscription_id
+        )
+    )
+
+
+async def _attempts_of(
+    conn: AsyncConnection, delivery_ids: Sequence[str]
+) -> dict[str, list[AttemptView]]:
+    found: dict[str, list[AttemptView]] = {}
+    if not delivery_ids:
+        return found
+    rows = (
+        await conn.execute(
+            select(attempts)
+            .where(attempts.c.delivery_id.in_(list(delivery_ids)))
+            .order_by(attempts.c.attempted_at, attempts.c.id)
+        )
+    ).all()
+    for row in rows:
+        found.setdefault(row.delivery_id, []).append(
+            AttemptView(
+                attempted_at=row.attempted_at,
+                status_code=row.status_code,
+                latency_ms=row.latency_ms,
+                error_class=row.error_class,
+                error=row.error,
+                response_body=row.response_body,
+            )
+        )
+    return found
+
+
+async def _views(
+    conn: AsyncConnection, rows: Sequence[Row[Any]], with_attempts: bool
+) -> tuple[DeliveryView, ...]:
+    by_id = await _attempts_of(conn, [row.id for row in rows]) if with_attempts else {}
+    return tuple(
+        DeliveryView(
+            id=row.id,
+            event_id=row.event_id,
+            event_type=row.event_type,
+            order_id=row.order_id,
+            subscription=row.subscription,
+            status=row.status,
+            attempt_count=row.attempt_count,
+            next_attempt_at=row.next_attempt_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            last_attempt_at=row.last_attempt_at,
+            last_status_code=row.last_status_code,
+            last_error=row.last_error,
+            attempts=tuple(by_id.get(row.id, ())),
+        )
+        for row in rows
+    )
+
+
+async def list_deliveries(
+    engine: AsyncEngine,
+    *,
+    status: str | None = None,
+    subscription: str | None = None,
+    event_id: str | None = None,
+    order_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    after_id: str | None = None,
+    with_attempts: bool = True,
+) -> Page[DeliveryView]:
+    """Deliveries, newest first, each with its attempts (oldest attempt first).
+
+    Args:
+        status: ``pending``, ``failed``, ``succeeded`` or ``dead``.
+        subscription: only deliveries to this subscription (by name).
+        event_id: only deliveries of this event.
+        order_id: only deliveries of events of this merchant order.
+        since: only deliveries created at or after this time.
+        until: only deliveries created before this time.
+        limit: page size, 1 to :data:`MAX_LIMIT`.
+        after_id: the id inside the cursor of the previous page.
+        with_attempts: load the attempts too.
+
+    Raises:
+        StorageUnavailableError: the database is unavailable.
+    """
+    _check_limit(limit)
+    query = _delivery_columns()
+    if status is not None:
+        query = query.where(deliveries.c.status == status)
+    if subscription is not None:
+        query = query.where(subscriptions.c.name == subscription)
+    if event_id is not None:
+        query = query.where(deliveries.c.event_id == event_id)
+    if order_id is not None:
+        query = query.where(events.c.order_id == order_id)
+    if since is not None:
+        query = query.where(deliveries.c.created_at >= since)
+    if until is not None:
+        query = query.where(deliveries.c.created_at < until)
+    if after_id is not None:
+        query = query.where(deliveries.c.id < after_id)
+    query = query.order_by(deliveries.c.id.desc()).limit(limit + 1)
+    async with read_tx(engine) as conn:
+        rows = (await conn.execute(query)).all()
+        items = await _views(conn, rows[:limit], with_attempts)
+    more = len(rows) > limit
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+async def get_delivery(engine: AsyncEngine, delivery_id: str) -> DeliveryView:
+    """One delivery with its attempts.
+
+    Raises:
+        NotFoundError: no delivery has this id.
+    """
+    async with read_tx(engine) as conn:
+        rows = (await conn.execute(_delivery_columns().where(deliveries.c.id == delivery_id))).all()
+        items = await _views(conn, rows, True)
+    if not items:
+        raise NotFoundError(f"no delivery with id {delivery_id!r}", reason="delivery_not_found")
+    return items[0]
+
+
+async def deliveries_of_events(
+    engine: AsyncEngine, event_ids: Sequence[str], *, with_attempts: bool = True
+) -> dict[str, tuple[DeliveryView, ...]]:
+    """The deliveries of each of ``event_ids`` (oldest first), keyed by event id."""
+    found: dict[str, tuple[DeliveryView, ...]] = {event_id: () for event_id in event_ids}
+    if not event_ids:
+        return found
+    query = (
+        _delivery_columns()
+        .where(deliveries.c.event_id.in_(list(event_ids)))
+        .order_by(deliveries.c.id)
+    )
+    async with read_tx(engine) as conn:
+        rows = (await conn.execute(query)).all()
+        views = await _views(conn, rows, with_attempts)
+    grouped: dict[str, list[DeliveryView]] = {}
+    for view in views:
+        grouped.setdefault(view.event_id, []).append(view)
+    found.update({key: tuple(value) for key, value in grouped.items()})
+    return found
