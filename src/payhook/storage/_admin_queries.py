@@ -198,7 +198,7 @@ async def list_events(
     engine: AsyncEngine,
     *,
     order_id: str | None = None,
-    type: str | None = None,
+    event_type: str | None = None,
     channel: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -209,7 +209,7 @@ async def list_events(
 
     Args:
         order_id: only events of this merchant order (``out_trade_no``).
-        type: an event filter: an exact type, ``prefix.*`` or ``*``.
+        event_type: an event filter: an exact type, ``prefix.*`` or ``*``.
         channel: only events received on this channel.
         since: only events created at or after this time.
         until: only events created before this time.
@@ -223,11 +223,11 @@ async def list_events(
     query = _event_columns()
     if order_id is not None:
         query = query.where(events.c.order_id == order_id)
-    if type is not None and type != "*":
-        if type.endswith(".*"):
-            query = query.where(events.c.type.startswith(type[:-1], autoescape=True))
+    if event_type is not None and event_type != "*":
+        if event_type.endswith(".*"):
+            query = query.where(events.c.type.startswith(event_type[:-1], autoescape=True))
         else:
-            query = query.where(events.c.type == type)
+            query = query.where(events.c.type == event_type)
     if channel is not None:
         query = query.where(events.c.channel == channel)
     if since is not None:
