@@ -35,6 +35,7 @@ class Health:
                 "the database is unavailable (%s during %s); backing off and retrying",
                 type(exc).__name__,
                 where,
+                exc_info=None if is_transient(exc) else exc,
                 extra={"action": "database_unavailable"},
             )
 

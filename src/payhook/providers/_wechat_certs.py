@@ -192,16 +192,23 @@ class PlatformCertificateDownloader:
         self._keys.add_certificates(loaded)
         return len(loaded)
 
-    def request_refresh(self) -> None:
+    def request_refresh(self, serial: str | None = None) -> None:
         """Ask for a refresh soon (a callback named an unknown serial); rate-limited.
 
         Safe to call from any thread; dropped when the last refresh or request is more
-        recent than ``min_refresh_gap_s``.
+        recent than ``min_refresh_gap_s``. The optional ``serial`` (only logged) lets this
+        method be passed as the provider's ``on_unknown_serial`` as it is.
         """
         now = self._clock.monotonic()
         if self._last_attempt is not None and now - self._last_attempt < self._min_gap:
             logger.debug("Platform-certificate refresh request dropped (rate limit).")
             return
+        logger.info(
+            "Channel %s: refreshing platform certificates for serial %r.",
+            self.channel,
+            (serial or "")[:64],
+            extra={"action": "wechatpay_certs_requested", "channel": self.channel},
+        )
         self._last_attempt = now
         self._pending = True
         loop, wakeup = self._loop, self._wakeup

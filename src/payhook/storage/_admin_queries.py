@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payhook.errors import NotFoundError
 from payhook.events import to_rfc3339
+from payhook.storage._outbox_admin import DELIVERY_STATUSES
 from payhook.storage._tables import attempts, deliveries, events, subscriptions
 from payhook.storage._txn import read_tx
 
@@ -33,6 +34,7 @@ __all__ = [
     "DeliveryView",
     "EventView",
     "Page",
+    "dead_delivery_ids",
     "decode_cursor",
     "deliveries_of_events",
     "encode_cursor",
@@ -44,7 +46,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-DELIVERY_STATUSES = ("pending", "failed", "succeeded", "dead")
 MAX_LIMIT = 500
 _ID = re.compile(r"(evt|dlv)_[0-9a-hjkmnp-tv-z]{26}\Z")
 
@@ -105,8 +106,10 @@ class DeliveryView:
     event_type: str
     order_id: str | None
     subscription: str
+    subscription_id: str
     status: str
     attempt_count: int
+    in_flight: bool
     next_attempt_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -116,18 +119,20 @@ class DeliveryView:
     attempts: tuple[AttemptView, ...] = ()
 
     def to_json(self, *, with_attempts: bool = True) -> dict[str, Any]:
-        """A JSON-ready dict (``next_attempt_at`` only while the delivery is still due)."""
-        due = self.status in ("pending", "failed") and self.next_attempt_at is not None
+        """A JSON-ready dict (``next_attempt_at`` only while the delivery waits for a retry)."""
+        waiting = self.status in ("pending", "failed") and not self.in_flight
         data: dict[str, Any] = {
             "id": self.id,
             "event_id": self.event_id,
             "event_type": self.event_type,
             "order_id": self.order_id,
             "subscription": self.subscription,
+            "subscription_id": self.subscription_id,
             "status": self.status,
             "attempt_count": self.attempt_count,
+            "in_flight": self.in_flight,
             "next_attempt_at": to_rfc3339(self.next_attempt_at)
-            if due and self.next_attempt_at
+            if waiting and self.next_attempt_at
             else None,
             "created_at": to_rfc3339(self.created_at),
             "updated_at": to_rfc3339(self.updated_at),
@@ -268,7 +273,9 @@ def _delivery_columns() -> Select[Any]:
         events.c.type.label("event_type"),
         events.c.order_id,
         subscriptions.c.name.label("subscription"),
+        deliveries.c.subscription_id,
         deliveries.c.status,
+        deliveries.c.claim_token,
         deliveries.c.attempt_count,
         deliveries.c.next_attempt_at,
         deliveries.c.created_at,
@@ -311,7 +318,7 @@ async def _attempts_of(
 
 
 async def _views(
-    conn: AsyncConnection, rows: Sequence[Row[Any]], with_attempts: bool
+    conn: AsyncConnection, rows: Sequence[Row[Any]], with_attempts: bool, now: datetime
 ) -> tuple[DeliveryView, ...]:
     by_id = await _attempts_of(conn, [row.id for row in rows]) if with_attempts else {}
     return tuple(
@@ -321,8 +328,11 @@ async def _views(
             event_type=row.event_type,
             order_id=row.order_id,
             subscription=row.subscription,
+            subscription_id=row.subscription_id,
             status=row.status,
             attempt_count=row.attempt_count,
+            # A worker's live claim pushes next_attempt_at to the lease expiry (see _outbox).
+            in_flight=row.claim_token is not None and row.next_attempt_at > now,
             next_attempt_at=row.next_attempt_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -347,6 +357,7 @@ async def list_deliveries(
     limit: int = 50,
     after_id: str | None = None,
     with_attempts: bool = True,
+    now: datetime,
 ) -> Page[DeliveryView]:
     """Deliveries, newest first, each with its attempts (oldest attempt first).
 
@@ -360,6 +371,7 @@ async def list_deliveries(
         limit: page size, 1 to :data:`MAX_LIMIT`.
         after_id: the id inside the cursor of the previous page.
         with_attempts: load the attempts too.
+        now: the current time (tells whether a claim is still live).
 
     Raises:
         StorageUnavailableError: the database is unavailable.
@@ -383,12 +395,12 @@ async def list_deliveries(
     query = query.order_by(deliveries.c.id.desc()).limit(limit + 1)
     async with read_tx(engine) as conn:
         rows = (await conn.execute(query)).all()
-        items = await _views(conn, rows[:limit], with_attempts)
+        items = await _views(conn, rows[:limit], with_attempts, now)
     more = len(rows) > limit
     return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
-async def get_delivery(engine: AsyncEngine, delivery_id: str) -> DeliveryView:
+async def get_delivery(engine: AsyncEngine, delivery_id: str, *, now: datetime) -> DeliveryView:
     """One delivery with its attempts.
 
     Raises:
@@ -396,14 +408,18 @@ async def get_delivery(engine: AsyncEngine, delivery_id: str) -> DeliveryView:
     """
     async with read_tx(engine) as conn:
         rows = (await conn.execute(_delivery_columns().where(deliveries.c.id == delivery_id))).all()
-        items = await _views(conn, rows, True)
+        items = await _views(conn, rows, True, now)
     if not items:
         raise NotFoundError(f"no delivery with id {delivery_id!r}", reason="delivery_not_found")
     return items[0]
 
 
 async def deliveries_of_events(
-    engine: AsyncEngine, event_ids: Sequence[str], *, with_attempts: bool = True
+    engine: AsyncEngine,
+    event_ids: Sequence[str],
+    *,
+    now: datetime,
+    with_attempts: bool = True,
 ) -> dict[str, tuple[DeliveryView, ...]]:
     """The deliveries of each of ``event_ids`` (oldest first), keyed by event id."""
     found: dict[str, tuple[DeliveryView, ...]] = {event_id: () for event_id in event_ids}
@@ -416,9 +432,44 @@ async def deliveries_of_events(
     )
     async with read_tx(engine) as conn:
         rows = (await conn.execute(query)).all()
-        views = await _views(conn, rows, with_attempts)
+        views = await _views(conn, rows, with_attempts, now)
     grouped: dict[str, list[DeliveryView]] = {}
     for view in views:
         grouped.setdefault(view.event_id, []).append(view)
     found.update({key: tuple(value) for key, value in grouped.items()})
     return found
+
+
+async def dead_delivery_ids(engine: AsyncEngine, subscription: str, since: datetime) -> list[str]:
+    """Ids of the dead deliveries :func:`recover_dead` would re-queue, oldest first.
+
+    The same selection as ``recover_dead`` (last attempt at or after ``since``), so the CLI
+    can re-queue them one by one and show progress.
+
+    Raises:
+        NotFoundError: no subscription has this name.
+    """
+    async with read_tx(engine) as conn:
+        sub_id = await conn.scalar(
+            select(subscriptions.c.id).where(subscriptions.c.name == subscription)
+        )
+        if sub_id is None:
+            raise NotFoundError(
+                f"no subscription named {subscription!r}", reason="subscription_not_found"
+            )
+        rows = await conn.execute(
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.subscription_id == sub_id,
+                deliveries.c.status == "dead",
+                or_(
+                    deliveries.c.last_attempt_at >= since,
+                    and_(
+                        deliveries.c.last_attempt_at.is_(None),
+                        deliveries.c.updated_at >= since,
+                    ),
+                ),
+            )
+            .order_by(deliveries.c.id)
+        )
+        return [str(row.id) for row in rows]

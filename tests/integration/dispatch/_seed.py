@@ -154,7 +154,9 @@ async def attempt_rows(engine: AsyncEngine, delivery_id: str) -> list[Any]:
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(attempts).where(attempts.c.delivery_id == delivery_id).order_by(attempts.c.id)
+                select(attempts)
+                .where(attempts.c.delivery_id == delivery_id)
+                .order_by(attempts.c.id)
             )
         ).all()
     return list(rows)

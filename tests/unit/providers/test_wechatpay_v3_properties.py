@@ -3,11 +3,11 @@ raises payhook's refusal or decryption errors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from payhook.errors import DecryptionError, RefusedError
 from payhook.providers.wechatpay_v3 import WechatPayV3Provider
@@ -105,16 +105,15 @@ def test_valid_headers_mixed_with_garbage_only_raise_refusals(
 ) -> None:
     """Subsets of the real headers mixed with arbitrary ones never raise anything else."""
     headers = {**base, **extra}
-    try:
+    with contextlib.suppress(RefusedError, DecryptionError):
         PROVIDER.verify(raw(headers, BODY, CLOCK))
-    except (RefusedError, DecryptionError):
-        pass
 
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=16),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 FIELD_VALUES = JSON_VALUES | st.sampled_from([MCH_ID, "SUCCESS", "2024-05-20T13:14:05+08:00"])
@@ -166,13 +165,11 @@ def test_signed_arbitrary_payloads_only_raise_refusals(
         return
     [event] = parsed.events
     assert event.key.startswith("wechatpay:")
-    assert event.amount is None or (isinstance(event.amount, int) and event.amount >= 0)
+    assert event.amount is None or event.amount >= 0
 
 
 @given(body=st.binary(max_size=512))
 def test_signed_arbitrary_bytes_only_raise_refusals(body: bytes) -> None:
     """An authentic body that is not a usable envelope is refused as malformed, never crashes."""
-    try:
+    with contextlib.suppress(RefusedError, DecryptionError):
         LENIENT.verify(raw(sign_headers(body, timestamp=TS), body))
-    except (RefusedError, DecryptionError):
-        pass

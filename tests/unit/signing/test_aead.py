@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from payhook.errors import ConfigurationError, DecryptionError, NotificationError
 from payhook.signing import aead_aes_gcm_decrypt, aead_aes_gcm_encrypt
