@@ -28,6 +28,9 @@ class Fact:
     order_id: str
     event: str  # paid | closed | refund
     amount: int
+    # When the provider produced the fact: every envelope re-built for it carries this time,
+    # as a provider's resends do (a WeChat Pay refund id is derived from it by the simulator).
+    at: datetime | None = None
 
     @property
     def event_type(self) -> str:
@@ -53,13 +56,14 @@ class Callbacks:
         }
 
     def build(self, fact: Fact, *, now: datetime | None = None) -> Callback:
-        """A fresh envelope for ``fact`` (new notify id / nonce / timestamp each time)."""
+        """A fresh envelope for ``fact`` (new notify id, nonce and envelope id each time),
+        signed at ``now``, else at ``fact.at``, else at the current time."""
         simulated = self._simulators[fact.channel].build(
             order_id=fact.order_id,
             amount=fact.amount,
             event=fact.event,
             refund_amount=fact.amount if fact.event == "refund" else None,
-            now=now or datetime.now(UTC),
+            now=now or fact.at or datetime.now(UTC),
         )
         return Callback(fact=fact, headers=dict(simulated.headers), body=simulated.body)
 

@@ -21,7 +21,13 @@ ADMIN_TOKEN = "fault-test-admin-token-7Qx2"
 API_V3_KEY = "0123456789abcdef0123456789abcdef"
 API_V2_KEY = "192006250b4c09247ec02edce69f6a2d"
 # Every secret the test configuration holds: none may ever be printed, logged or returned.
-SECRETS = (SUBSCRIBER_SECRET, SUBSCRIBER_SECRET.removeprefix("whsec_"), ADMIN_TOKEN, API_V3_KEY, API_V2_KEY)
+SECRETS = (
+    SUBSCRIBER_SECRET,
+    SUBSCRIBER_SECRET.removeprefix("whsec_"),
+    ADMIN_TOKEN,
+    API_V3_KEY,
+    API_V2_KEY,
+)
 
 _CONFIG = """\
 database_url = "{database_url}"

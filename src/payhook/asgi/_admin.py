@@ -11,7 +11,8 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
@@ -103,7 +104,9 @@ class BearerAuth:
 class _Replay(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
 
-    subscription: str | None = Field(default=None, min_length=1, max_length=128)
+    subscription: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+    )
 
 
 def _event_id(request: Request) -> str:
@@ -130,12 +133,9 @@ def _cursor(request: Request, prefix: str) -> str | None:
     return found
 
 
-def _check_time_range(request: Request) -> tuple[Any, Any]:
-    since = query_time(request, "since")
-    until = query_time(request, "until")
-    if since is not None and until is not None and until <= since:
-        reject("invalid_parameter", "until: must be later than since")
-    return since, until
+def _time_range(request: Request) -> tuple[datetime | None, datetime | None]:
+    # An empty range (until <= since) is not an error: it simply matches nothing.
+    return query_time(request, "since"), query_time(request, "until")
 
 
 def _known_params(request: Request, *names: str) -> None:
@@ -156,7 +156,7 @@ class _Routes:
         event_type = query_str(request, "type", max_length=64)
         if event_type is not None and not validate_filter(event_type):
             reject("invalid_parameter", "type: an event type, 'prefix.*' or '*'")
-        since, until = _check_time_range(request)
+        since, until = _time_range(request)
         page = await list_events(
             self.engine,
             order_id=query_str(request, "order_id", max_length=128),
@@ -225,7 +225,7 @@ class _Routes:
         status = query_str(request, "status", max_length=16)
         if status is not None and status not in DELIVERY_STATUSES:
             reject("invalid_parameter", f"status: one of {', '.join(DELIVERY_STATUSES)}")
-        since, until = _check_time_range(request)
+        since, until = _time_range(request)
         page = await list_deliveries(
             self.engine,
             status=status,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -49,6 +50,8 @@ logger = logging.getLogger("payhook.admin")
 M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_BYTES = 64 * 1024
+_MIN_TIME = datetime.min.replace(tzinfo=UTC)
+_MAX_TIME = datetime.max.replace(tzinfo=UTC)
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 # Every code the admin API answers with, and its HTTP status. Clients may rely on these.
@@ -220,6 +223,8 @@ def query_str(request: Request, name: str, *, max_length: int = 256) -> str | No
     value = values[0]
     if not value or len(value) > max_length:
         reject("invalid_parameter", f"{name}: must be 1 to {max_length} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it before any query
+        reject("invalid_parameter", f"{name}: must not contain NUL characters")
     return value
 
 
@@ -236,15 +241,39 @@ def query_int(request: Request, name: str, *, default: int, low: int, high: int)
     return value
 
 
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
+)
+_BAD_TIME = "must be an RFC 3339 time with an offset, e.g. 2026-11-28T09:00:00Z"
+
+
 def parse_time(text: str, name: str) -> datetime:
-    """An RFC 3339 time with an offset (``Z`` or ``+08:00``)."""
+    """An RFC 3339 time with an offset (``Z`` or ``+08:00``), as aware UTC.
+
+    Leap seconds count as :59; times beyond what Python represents clamp to its range.
+    """
+    match = _RFC3339.match(text)
+    if match is None:
+        reject("invalid_parameter", f"{name}: {_BAD_TIME}")
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    micro = int((match.group(7) or "0")[:6].ljust(6, "0"))
+    offset_h, offset_m = int(match.group(10) or 0), int(match.group(11) or 0)
+    if offset_h > 23 or offset_m > 59:
+        reject("invalid_parameter", f"{name}: {_BAD_TIME}")
+    offset = timedelta(hours=offset_h, minutes=offset_m)
+    if match.group(9) == "-":
+        offset = -offset
     try:
-        value = datetime.fromisoformat(text)
+        local = datetime(
+            max(year, 1), month, day, hour, minute, min(second, 59), micro, timezone(offset)
+        )
     except ValueError:
-        reject("invalid_parameter", f"{name}: must be an RFC 3339 time, e.g. 2026-11-28T09:00:00Z")
-    if value.tzinfo is None:
-        reject("invalid_parameter", f"{name}: the time needs an offset (Z or +08:00)")
-    return value
+        reject("invalid_parameter", f"{name}: {_BAD_TIME}")
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:
+        return _MIN_TIME if local.year == 1 else _MAX_TIME
 
 
 def query_time(request: Request, name: str) -> datetime | None:

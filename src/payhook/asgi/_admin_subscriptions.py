@@ -10,6 +10,7 @@ handler subscriptions are owned by the code that registered them the same way.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ logger = logging.getLogger("payhook.admin")
 
 SECRET_MASK = "whsec_********"  # noqa: S105 - what every answer shows instead of a secret
 MAX_GRACE_S = 7 * 86400
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 
 
 class _Model(BaseModel):
@@ -97,7 +99,16 @@ def _validated(code: str, check: Callable[[Any], Any], value: Any) -> None:
 
 
 def _name(request: Request) -> str:
-    return str(request.path_params["name"])
+    name = str(request.path_params["name"])
+    if not _NAME.match(name):  # could never have been created; also keeps NUL off the database
+        reject("subscription_not_found", "No subscription has this name.")
+    return name
+
+
+def _check_url(url: str) -> None:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        reject("invalid_url", "a subscription URL must not contain control characters")
+    _validated("invalid_url", validate_url, url)
 
 
 async def _find(hook: PayHook, name: str) -> Subscription:
@@ -135,7 +146,7 @@ class _Routes:
     async def create(self, request: Request) -> Response:
         body = await parse_body(request, _Create)
         _validated("invalid_name", validate_name, body.name)
-        _validated("invalid_url", validate_url, body.url)
+        _check_url(body.url)
         _validated("invalid_events", validate_events, body.events)
         if body.secret is not None:
             _validated("invalid_secret", validate_secret, body.secret)
@@ -168,7 +179,7 @@ class _Routes:
         if body.url is not None or body.events is not None or body.secret is not None:
             _editable(sub, what="change the URL, event filters or secret of")
         if body.url is not None:
-            _validated("invalid_url", validate_url, body.url)
+            _check_url(body.url)
         if body.events is not None:
             _validated("invalid_events", validate_events, body.events)
         if body.secret is not None:

@@ -28,7 +28,11 @@ _FILTER = {
     "pattern": r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$",
 }
 _SUB_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"}
-_URL = {"type": "string", "maxLength": 2048, "pattern": "^https?://[^\\s/?#]+[^\\s]*$"}
+_URL = {
+    "type": "string",
+    "maxLength": 2048,
+    "pattern": "^https?://[^\\s/?#\\u0000-\\u001f\\u007f]+[^\\s\\u0000-\\u001f\\u007f]*$",
+}
 _SECRET = {"type": "string", "maxLength": 256, "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$"}
 
 
@@ -238,13 +242,13 @@ _PAGING = [
     _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Page size (50)."),
     _q(
         "cursor",
-        {"type": "string", "minLength": 1, "maxLength": 64},
+        {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"},
         "next_cursor of the previous page.",
     ),
     _q("since", {**_TIME, "maxLength": 64}, "Created at or after this time."),
     _q("until", {**_TIME, "maxLength": 64}, "Created before this time."),
 ]
-_TEXT = {"type": "string", "minLength": 1, "maxLength": 128}
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\u0000]+$"}
 
 
 def _paths() -> dict[str, Any]:

@@ -9,9 +9,7 @@ import math
 import os
 import socket
 import uuid
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,11 +19,12 @@ from payhook.dispatch._attempt import Handler, call_handler, post
 from payhook.dispatch._classify import Outcome
 from payhook.dispatch._completer import Completer, Health
 from payhook.dispatch._keys import SecretKeys
+from payhook.dispatch._lanes import Lanes
 from payhook.dispatch._policy import RetryPolicy
 from payhook.dispatch._request import USER_AGENT
+from payhook.dispatch._results import build_completion
 from payhook.dispatch._wakeup import PgListener, asyncpg_dsn
 from payhook.errors import ConfigurationError
-from payhook.events import to_rfc3339
 from payhook.storage._outbox import ClaimedDelivery, Completion, claim_due, next_due_at, release
 from payhook.storage._signal import OutboxSignal
 
@@ -39,10 +38,12 @@ MAX_LEASE_MARGIN_S = 30.0
 class Dispatcher:
     """Delivers the outbox: every due delivery, signed, at least once.
 
-    A loop claims due deliveries in short transactions (never more than it has free
-    slots for, and never for a subscription already at ``per_subscription_concurrency``
-    in this worker), sends each on one shared aiohttp session (or calls the in-process
-    handler), and hands the results to a batching completer. A claim is a lease of
+    A loop claims due deliveries in short transactions, sends each on one shared aiohttp
+    session (or calls the in-process handler), and hands the results to a batching
+    completer. At most ``concurrency`` deliveries are in flight, at most
+    ``per_subscription_concurrency`` per subscription (claims skip a subscription whose
+    share is taken, so a hanging subscriber never holds up the others), and the next
+    batch is claimed while the current one is sent. A claim is a lease of
     ``request_timeout_s + lease_margin_s``: if this process dies, the rows fall due again
     by themselves and another worker sends them.
 
@@ -100,11 +101,15 @@ class Dispatcher:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._lease_s = request_timeout_s + lease_margin_s
         self._claim_batch = claim_batch
-        self._wake_threshold = max(1, min(concurrency // 4, claim_batch))
         self._keys = SecretKeys()
         self._health = Health()
-        self._inflight: dict[str, tuple[asyncio.Task[None], ClaimedDelivery]] = {}
-        self._by_sub: Counter[str] = Counter()
+        self._lanes = Lanes(
+            concurrency=concurrency,
+            per_subscription=per_subscription_concurrency,
+            request_timeout_s=request_timeout_s,
+        )
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._releasing: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stop_grace_s: float | None = None
@@ -118,6 +123,16 @@ class Dispatcher:
 
     def __repr__(self) -> str:
         return f"Dispatcher(worker_id={self.worker_id!r})"
+
+    @property
+    def attempts_made(self) -> int:
+        """Attempts this dispatcher has made since it was created (for metrics and tests)."""
+        return self._attempted
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries being sent right now."""
+        return len(self._lanes.busy)
 
     # ----------------------------------------------------------------------------------
     # public API
@@ -208,57 +223,61 @@ class Dispatcher:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                claimed = await self._claim()
+                if await self._step(burst=burst):
+                    return
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything
                 self._health.trouble(exc, "claim")
                 await self._pause(self._health.backoff_s())
-                continue
-            if claimed:
-                continue
-            if burst:
-                if self._inflight:
-                    await self._wake.wait()
-                    continue
-                assert self._completer is not None
-                await self._completer.drain()
-                if self._pending_results:  # a retry may already be due: claim once more
-                    self._pending_results = False
-                    continue
-                return
-            await self._idle()
+
+    async def _step(self, *, burst: bool) -> bool:
+        """One turn of the loop; True when burst mode has nothing left to do."""
+        if self._lanes.should_claim():
+            if await self._claim():
+                return False  # more may be due, and the per-subscription shares changed
+            if not burst:
+                await self._idle()
+                return False
+        elif not burst:
+            await self._wait(self._poll_s)  # busy enough: a finished delivery wakes us
+            return False
+        if self._lanes.outstanding:
+            await self._wake.wait()
+            return False
+        assert self._completer is not None
+        await self._completer.drain()
+        if self._pending_results:  # a retry may already be due: claim once more
+            self._pending_results = False
+            return False
+        return True
 
     async def _claim(self) -> int:
-        free = self._concurrency - len(self._inflight)
-        if free <= 0:
-            return 0
-        remaining = {sid: self._per_sub - n for sid, n in self._by_sub.items() if n > 0}
         rows = await claim_due(
             self._engine,
             now=self._clock.now(),
-            limit=min(free, self._claim_batch),
+            limit=min(self._lanes.room, self._claim_batch),
             lease_s=self._lease_s,
-            per_subscription_cap=self._per_sub,
-            remaining=remaining,
+            per_subscription_cap=self._lanes.max_outstanding_per_sub,
+            remaining=self._lanes.remaining(),
             handlers=self._handlers.keys(),
         )
         self._health.ok()
-        for row in rows:
-            self._start(row)
+        if rows:
+            self._lanes.add(rows)
+            self._pump()
         return len(rows)
 
     async def _idle(self) -> None:
         wait_s = self._poll_s
-        if len(self._inflight) < self._concurrency:
-            try:
-                due = await next_due_at(self._engine)
-            except Exception as exc:  # noqa: BLE001 - the loop must survive anything
-                self._health.trouble(exc, "poll")
-                await self._pause(self._health.backoff_s())
-                return
-            if due is not None:
-                ahead = (due - self._clock.now()).total_seconds()
-                if ahead > 0:
-                    wait_s = min(wait_s, ahead)
+        try:
+            due = await next_due_at(self._engine)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive anything
+            self._health.trouble(exc, "poll")
+            await self._pause(self._health.backoff_s())
+            return
+        if due is not None:
+            ahead = (due - self._clock.now()).total_seconds()
+            if ahead > 0:
+                wait_s = min(wait_s, ahead)
         await self._wait(wait_s)
 
     async def _wait(self, seconds: float) -> None:
@@ -292,17 +311,28 @@ class Dispatcher:
     # ----------------------------------------------------------------------------------
     # one delivery
 
-    def _start(self, row: ClaimedDelivery) -> None:
-        task = asyncio.create_task(self._deliver(row), name=f"payhook-{row.id}")
-        self._inflight[row.id] = (task, row)
-        self._by_sub[row.subscription_id] += 1
+    def _pump(self) -> None:
+        """Start every queued delivery that has a free slot."""
+        start, give_back = self._lanes.take(self._clock.now())
+        for row in start:
+            self._tasks[row.id] = asyncio.create_task(self._deliver(row))
+        if give_back:
+            task = asyncio.create_task(self._release(give_back))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
 
     async def _deliver(self, row: ClaimedDelivery) -> None:
         try:
             outcome = await self._attempt(row)
             self._attempted += 1
+            completion = build_completion(row, outcome, self._policy, now=self._clock.now())
+            if completion.status == "failed":
+                self._pending_results = True
+            if completion.disable_reason:
+                # Stop sending to this subscriber before the disable is committed.
+                self._lanes.blocked.add(row.subscription_id)
             assert self._completer is not None
-            self._completer.add(self._completion(row, outcome))
+            self._completer.add(completion)
         except asyncio.CancelledError:
             raise
         except Exception:  # one delivery must never take the worker down
@@ -311,14 +341,10 @@ class Dispatcher:
                 extra={"action": "delivery_error", "delivery_id": row.id},
             )
         finally:
-            self._inflight.pop(row.id, None)
-            at_cap = self._by_sub[row.subscription_id] >= self._per_sub
-            self._by_sub[row.subscription_id] -= 1
-            if self._by_sub[row.subscription_id] <= 0:
-                del self._by_sub[row.subscription_id]
-            free = self._concurrency - len(self._inflight)
-            if at_cap or free >= self._wake_threshold or not self._inflight:
+            self._tasks.pop(row.id, None)
+            if self._lanes.finish(row):
                 self._wake.set()
+            self._pump()
 
     async def _attempt(self, row: ClaimedDelivery) -> Outcome:
         if row.kind == "handler":
@@ -336,64 +362,8 @@ class Dispatcher:
             clock=self._clock,
         )
 
-    def _completion(self, row: ClaimedDelivery, outcome: Outcome) -> Completion:
-        now = self._clock.now()
-        attempted_at = now - timedelta(milliseconds=outcome.latency_ms)
-        extra = {
-            "delivery_id": row.id,
-            "event_id": row.event_id,
-            "subscription": row.subscription_name,
-            "attempt": row.attempt,
-        }
-        disable_reason = None
-        if outcome.ok:
-            status, next_at = "succeeded", now
-            logger.debug("delivered", extra={"action": "delivered", **extra})
-        else:
-            delay = self._policy.next_delay_s(row.attempt, retry_after_s=outcome.retry_after_s)
-            if delay is None:
-                status, next_at = "dead", now
-                logger.warning(
-                    "delivery is dead after %d attempts (%s)",
-                    row.attempt,
-                    outcome.error,
-                    extra={"action": "delivery_dead", **extra},
-                )
-            else:
-                status, next_at = "failed", now + timedelta(seconds=delay)
-                self._pending_results = True
-                logger.info(
-                    "delivery attempt failed (%s); next attempt in %.1f s",
-                    outcome.error,
-                    delay,
-                    extra={
-                        "action": "delivery_failed",
-                        "error_class": outcome.error_class,
-                        **extra,
-                    },
-                )
-            if outcome.gone:
-                disable_reason = f"HTTP 410 Gone at {to_rfc3339(now)}"
-                logger.warning(
-                    "subscriber answered 410 Gone: disabling the subscription",
-                    extra={"action": "subscription_disabled", **extra},
-                )
-        return Completion(
-            delivery_id=row.id,
-            claim_token=row.claim_token,
-            subscription_id=row.subscription_id,
-            status=status,
-            next_attempt_at=next_at,
-            attempted_at=attempted_at,
-            status_code=outcome.status_code,
-            latency_ms=outcome.latency_ms,
-            error_class=str(outcome.error_class) if outcome.error_class else None,
-            error=outcome.error,
-            response_body=outcome.response_body,
-            disable_reason=disable_reason,
-        )
-
     def _on_written(self, batch: Sequence[Completion], updated: set[str]) -> None:
+        self._lanes.blocked.difference_update(c.subscription_id for c in batch if c.disable_reason)
         if any(c.status == "failed" for c in batch):
             self._wake.set()  # a retry may be due sooner than the loop planned to wake
         fenced = [c.delivery_id for c in batch if c.delivery_id not in updated]
@@ -424,16 +394,19 @@ class Dispatcher:
 
     async def _shutdown(self, grace_s: float | None) -> None:
         """Let in-flight attempts finish for ``grace_s``, release the rest, write results."""
-        tasks = [task for task, _row in self._inflight.values()]
+        left = self._lanes.drain_queue()
+        tasks = list(self._tasks.values())
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=grace_s)
-            left = [row for task, row in self._inflight.values() if task in pending]
+            left += [row for row in self._lanes.busy.values()]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            if left:
-                await self._release(left)
-        if self._completer is not None and self._completer.backlog:
+        if left:
+            await self._release(left)
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
+        if self._completer is not None:
             try:
                 await asyncio.wait_for(self._completer.drain(), self._timeout_s)
             except TimeoutError:

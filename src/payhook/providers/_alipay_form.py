@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import quote_plus, unquote_to_bytes
+from urllib.parse import quote_plus, unquote
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
@@ -72,12 +72,12 @@ def codec_for(charset: str) -> str | None:
     return _CODECS.get(charset.lower())
 
 
-def _unquote(raw: bytes) -> bytes:
-    if b"%" not in raw:  # most fields: nothing to decode (a hot path: ~25 fields a callback)
-        return raw.replace(b"+", b" ") if b"+" in raw else raw
-    if _BAD_ESCAPE.search(raw):
-        raise NotificationError("the form holds a malformed percent escape", reason="malformed")
-    return unquote_to_bytes(raw.replace(b"+", b" "))
+def _unquote(raw: str) -> bytes:
+    # ``raw`` is the body's bytes as latin-1 text, so ``unquote`` with latin-1 maps every
+    # escape to exactly one code point < 256 and ``encode("latin-1")`` gives the bytes back.
+    if "%" not in raw:  # the common case: nothing to decode
+        return (raw.replace("+", " ") if "+" in raw else raw).encode("latin-1")
+    return unquote(raw.replace("+", " "), encoding="latin-1").encode("latin-1")
 
 
 def parse_form(body: bytes) -> AlipayForm:
@@ -90,9 +90,11 @@ def parse_form(body: bytes) -> AlipayForm:
     """
     if not body:
         raise NotificationError("the body is empty", reason="malformed")
+    if _BAD_ESCAPE.search(body):
+        raise NotificationError("the form holds a malformed percent escape", reason="malformed")
     values: dict[str, bytes] = {}
-    for segment in body.split(b"&"):
-        name, sep, value = segment.partition(b"=")
+    for segment in body.decode("latin-1").split("&"):
+        name, sep, value = segment.partition("=")
         if not sep:
             raise NotificationError("a form pair has no '='", reason="malformed")
         key = _unquote(name)

@@ -47,6 +47,7 @@ __all__ = [
 T = TypeVar("T")
 
 MAX_LIMIT = 500
+_CURSOR = re.compile(r"[A-Za-z0-9_-]+\Z")
 _ID = re.compile(r"(evt|dlv)_[0-9a-hjkmnp-tv-z]{26}\Z")
 
 
@@ -156,7 +157,7 @@ def encode_cursor(last_id: str) -> str:
 
 def decode_cursor(cursor: str, prefix: str) -> str | None:
     """The row id inside ``cursor`` if it is a valid cursor for ``prefix`` ids, else None."""
-    if not cursor.isascii() or len(cursor) > 64:
+    if len(cursor) > 64 or not _CURSOR.match(cursor):
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")

@@ -6,7 +6,8 @@ Two implementations of the same steps:
   callbacks queue up and are committed together (group commit): each gets a SAVEPOINT, the batch
   gets one ``COMMIT`` (one fsync with ``synchronous=FULL``), and only then is any of them answered.
   Nothing is acknowledged before its commit is durable.
-- PostgreSQL: one SQLAlchemy Core transaction per callback; concurrent commits share WAL flushes.
+- PostgreSQL: one transaction per callback on a raw asyncpg pool; concurrent commits share
+  WAL flushes (PostgreSQL group commit).
 """
 
 from __future__ import annotations
@@ -18,25 +19,18 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import asyncpg
 
 from payhook.errors import StorageUnavailableError
 from payhook.events import EventDraft, EventType, filter_matches, new_id, render_event
 from payhook.storage._engine import SQLITE_PRAGMAS
 from payhook.storage._tables import (
-    deliveries,
-    events,
-    notifications,
     sqlite_timestamp,
-    subscriptions,
 )
 
 __all__ = ["IntakeRecord", "IntakeResult", "PostgresIntake", "SqliteWriter"]
@@ -336,77 +330,108 @@ def sqlite_record(
 # PostgreSQL
 
 
-class PostgresIntake:
-    """The intake transaction on PostgreSQL through SQLAlchemy Core."""
+_PG_INSERT_EVENT = (
+    "INSERT INTO payhook_events (id, event_key, type, channel, provider, merchant_id, order_id, "
+    "transaction_id, refund_id, refunded_total, created_at, body) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+    "ON CONFLICT (event_key) DO NOTHING RETURNING id"
+)
+_PG_FIND = "SELECT id FROM payhook_events WHERE event_key = $1"
+_PG_LOCK_TRADE = "SELECT pg_advisory_xact_lock(hashtext($1))"
+_PG_PREV_REFUND = (
+    "SELECT MAX(refunded_total) FROM payhook_events WHERE provider = $1 AND merchant_id = $2 "
+    "AND transaction_id = $3 AND type = 'payment.refund.succeeded' AND refunded_total < $4"
+)
+_PG_SUBS = "SELECT id, events FROM payhook_subscriptions WHERE enabled"
+_PG_INSERT_DELIVERIES = (
+    "INSERT INTO payhook_deliveries (id, event_id, subscription_id, status, attempt_count, "
+    "next_attempt_at, created_at, updated_at) "
+    "SELECT d.id, $2, d.sub, 'pending', 0, $3, $3, $3 "
+    "FROM unnest($1::text[], $4::text[]) AS d(id, sub)"
+)
+_PG_INSERT_NOTIFICATION = (
+    "INSERT INTO payhook_notifications (channel, received_at, headers, body, verdict, reason, "
+    "notification_id, event_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+_PG_NOTIFY = "SELECT pg_notify('payhook_outbox', '')"
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+
+class PostgresIntake:
+    """The intake transaction on PostgreSQL, on a small asyncpg pool of its own.
+
+    The intake is payhook's hottest path, so it speaks to asyncpg directly (prepared
+    statements, no SQL compilation per call): measured here, SQLAlchemy's execution layer
+    costs more CPU than PostgreSQL itself for these one-row statements
+    (shared/docs/performance-anchors.md §3-§4). Everything else uses SQLAlchemy Core.
+    """
+
+    def __init__(self, dsn: str, *, max_size: int = 16) -> None:
+        self._dsn = dsn
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=self._max_size, timeout=5,
+                        command_timeout=10,
+                    )  # fmt: skip
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except (TimeoutError, OSError, asyncpg.PostgresError):
+                pool.terminate()
 
     async def record(self, record: IntakeRecord, now: datetime) -> IntakeResult:
         try:
-            async with self._engine.begin() as conn:
+            pool = await self._get_pool()
+            async with pool.acquire() as conn, conn.transaction():
                 return await self._record(conn, record, now)
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StorageUnavailableError("the database cannot take the write") from exc
-        except SQLAlchemyError as exc:
-            raise StorageUnavailableError("the database rejected the write") from exc
 
     async def _record(
-        self, conn: AsyncConnection, record: IntakeRecord, now: datetime
+        self, conn: asyncpg.Connection, record: IntakeRecord, now: datetime
     ) -> IntakeResult:
         now_ms = int(now.timestamp() * 1000)
         event_ids: list[str] = []
         new_ids: list[str] = []
         new_types: list[str] = []
         count = 0
-        subs: Sequence[Any] | None = None
+        subs: list[tuple[str, list[str]]] | None = None
         for draft in record.drafts:
-            found = await conn.scalar(select(events.c.id).where(events.c.event_key == draft.key))
-            if found is not None:
-                event_ids.append(found)
-                continue
             if _needs_refund_share(draft):
+                found = await conn.fetchval(_PG_FIND, draft.key)
+                if found is not None:
+                    event_ids.append(found)
+                    continue
                 # Serialise refunds of one trade so each sees the others' cumulative totals.
                 await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                    {"k": f"{draft.provider}:{draft.merchant_id}:{draft.transaction_id}"},
+                    _PG_LOCK_TRADE, f"{draft.provider}:{draft.merchant_id}:{draft.transaction_id}"
                 )
-                prev = await conn.scalar(
-                    select(func.max(events.c.refunded_total)).where(
-                        events.c.provider == draft.provider,
-                        events.c.merchant_id == draft.merchant_id,
-                        events.c.transaction_id == draft.transaction_id,
-                        events.c.type == str(EventType.REFUND_SUCCEEDED),
-                        events.c.refunded_total < draft.refunded_total,
-                    )
-                )
+                prev = await conn.fetchval(
+                    _PG_PREV_REFUND,
+                    draft.provider, draft.merchant_id, draft.transaction_id, draft.refunded_total,
+                )  # fmt: skip
                 draft = _with_share(draft, prev)
             event_id = new_id("evt", now_ms=now_ms)
             body = render_event(draft, event_id=event_id, channel=record.channel, created_at=now)
-            inserted = await conn.scalar(
-                pg_insert(events)
-                .values(
-                    id=event_id,
-                    event_key=draft.key,
-                    type=str(draft.type),
-                    channel=record.channel,
-                    provider=draft.provider,
-                    merchant_id=draft.merchant_id,
-                    order_id=draft.order_id,
-                    transaction_id=draft.transaction_id,
-                    refund_id=draft.refund_id,
-                    refunded_total=draft.refunded_total,
-                    created_at=now,
-                    body=body,
-                )
-                .on_conflict_do_nothing(index_elements=["event_key"])
-                .returning(events.c.id)
-            )
+            inserted = await conn.fetchval(
+                _PG_INSERT_EVENT,
+                event_id, draft.key, str(draft.type), record.channel, draft.provider,
+                draft.merchant_id, draft.order_id, draft.transaction_id, draft.refund_id,
+                draft.refunded_total, now, body,
+            )  # fmt: skip
             if inserted is None:
-                # A concurrent copy won the race; it has committed by now (we waited on it).
-                existing = await conn.scalar(
-                    select(events.c.id).where(events.c.event_key == draft.key)
-                )
+                # A copy committed first (ON CONFLICT waited for it): this fact is stored.
+                existing = await conn.fetchval(_PG_FIND, draft.key)
                 if existing is not None:
                     event_ids.append(existing)
                 continue
@@ -414,47 +439,26 @@ class PostgresIntake:
             new_ids.append(event_id)
             new_types.append(str(draft.type))
             if subs is None:
-                subs = (
-                    await conn.execute(
-                        select(subscriptions.c.id, subscriptions.c.events).where(
-                            subscriptions.c.enabled.is_(True)
-                        )
-                    )
-                ).all()
-            rows = [
-                {
-                    "id": new_id("dlv", now_ms=now_ms),
-                    "event_id": event_id,
-                    "subscription_id": sub.id,
-                    "status": "pending",
-                    "attempt_count": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for sub in subs
-                if filter_matches(json.loads(sub.events), str(draft.type))
+                subs = [(r["id"], json.loads(r["events"])) for r in await conn.fetch(_PG_SUBS)]
+            matching = [
+                sub_id for sub_id, filters in subs if filter_matches(filters, str(draft.type))
             ]
-            if rows:
-                await conn.execute(deliveries.insert(), rows)
-                count += len(rows)
+            if matching:
+                await conn.execute(
+                    _PG_INSERT_DELIVERIES,
+                    [new_id("dlv", now_ms=now_ms) for _ in matching], event_id, now, matching,
+                )  # fmt: skip
+                count += len(matching)
         verdict = record.verdict
         if verdict == "accepted" and event_ids and not new_ids:
             verdict = "duplicate"
         await conn.execute(
-            notifications.insert().values(
-                channel=record.channel,
-                received_at=record.received_at,
-                headers=json.dumps(record.headers),
-                body=record.body,
-                verdict=verdict,
-                reason=record.reason,
-                notification_id=record.notification_id,
-                event_ids=json.dumps(event_ids) if event_ids else None,
-            )
-        )
+            _PG_INSERT_NOTIFICATION,
+            record.channel, record.received_at, json.dumps(record.headers), record.body, verdict,
+            record.reason, record.notification_id, json.dumps(event_ids) if event_ids else None,
+        )  # fmt: skip
         if count:
-            await conn.execute(text("SELECT pg_notify('payhook_outbox', '')"))
+            await conn.execute(_PG_NOTIFY)
         return IntakeResult(
             event_ids=tuple(event_ids),
             new_event_ids=tuple(new_ids),

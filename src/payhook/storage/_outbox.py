@@ -17,18 +17,23 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, LiteralString
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from payhook.storage._tables import (
-    UTCDateTime,
-    deliveries,
-    sqlite_timestamp,
-    subscriptions,
+from payhook.storage._outbox_sql import (
+    PG_CLAIM,
+    PG_CLAIM_ARGS,
+    PG_COMPLETE,
+    SQLITE_ATTEMPTS,
+    SQLITE_CLAIM,
+    SQLITE_CLAIMED_DETAILS,
+    SQLITE_DISABLE,
+    SQLITE_FINISH,
 )
-from payhook.storage._txn import read_tx, write_tx
+from payhook.storage._tables import UTCDateTime, deliveries, sqlite_timestamp
+from payhook.storage._txn import pg_driver, read_tx, write_tx
 
 __all__ = [
     "ClaimedDelivery",
@@ -38,127 +43,6 @@ __all__ = [
     "next_due_at",
     "release",
 ]
-
-_DUE = "d.status IN ('pending', 'failed') AND d.next_attempt_at <= :now"
-
-_PG_CLAIM: LiteralString = f"""
-WITH cand AS (
-    SELECT d.id, d.subscription_id, d.next_attempt_at
-    FROM payhook_deliveries AS d
-    JOIN payhook_subscriptions AS s ON s.id = d.subscription_id
-    WHERE {_DUE}
-      AND s.enabled
-      AND (s.kind = 'http' OR (s.kind = 'handler'
-           AND s.name IN (SELECT value FROM json_array_elements_text(CAST(:handlers AS json)))))
-      AND d.subscription_id NOT IN
-          (SELECT value FROM json_array_elements_text(CAST(:full AS json)))
-    ORDER BY d.next_attempt_at
-    LIMIT :limit
-    FOR UPDATE OF d SKIP LOCKED
-), ranked AS (
-    SELECT id, subscription_id,
-           row_number() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rn
-    FROM cand
-), caps AS (
-    SELECT key AS sid, CAST(value AS integer) AS rem FROM json_each_text(CAST(:caps AS json))
-), picked AS (
-    SELECT r.id FROM ranked AS r LEFT JOIN caps AS c ON c.sid = r.subscription_id
-    WHERE r.rn <= COALESCE(c.rem, :cap)
-)
-UPDATE payhook_deliveries AS d
-SET claim_token = :token, claimed_at = :now, next_attempt_at = :lease_until
-FROM picked AS p, payhook_events AS e, payhook_subscriptions AS s
-WHERE d.id = p.id AND e.id = d.event_id AND s.id = d.subscription_id
-RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count,
-          e.body, s.name, s.kind, s.url, s.secrets
-"""  # noqa: S608 - built from module constants only
-
-_SQLITE_CLAIM: LiteralString = f"""
-UPDATE payhook_deliveries
-SET claim_token = :token, claimed_at = :now, next_attempt_at = :lease_until
-WHERE id IN (
-    SELECT r.id FROM (
-        SELECT c.id, c.subscription_id,
-               row_number() OVER (PARTITION BY c.subscription_id
-                                  ORDER BY c.next_attempt_at, c.id) AS rn
-        FROM (
-            SELECT d.id, d.subscription_id, d.next_attempt_at
-            FROM payhook_deliveries AS d
-            JOIN payhook_subscriptions AS s ON s.id = d.subscription_id
-            WHERE {_DUE}
-              AND s.enabled
-              AND (s.kind = 'http' OR (s.kind = 'handler'
-                   AND s.name IN (SELECT value FROM json_each(:handlers))))
-              AND d.subscription_id NOT IN (SELECT value FROM json_each(:full))
-            ORDER BY d.next_attempt_at
-            LIMIT :limit
-        ) AS c
-    ) AS r
-    LEFT JOIN (SELECT key AS sid, value AS rem FROM json_each(:caps)) AS k
-        ON k.sid = r.subscription_id
-    WHERE r.rn <= COALESCE(k.rem, :cap)
-)
-RETURNING id, event_id, subscription_id, attempt_count
-"""  # noqa: S608 - built from module constants only
-
-_SQLITE_CLAIMED_DETAILS: LiteralString = """
-SELECT d.id, e.body, s.name, s.kind, s.url, s.secrets
-FROM payhook_deliveries AS d
-JOIN payhook_events AS e ON e.id = d.event_id
-JOIN payhook_subscriptions AS s ON s.id = d.subscription_id
-WHERE d.id IN (SELECT value FROM json_each(:ids))
-"""
-
-_PG_ROWS: LiteralString = (
-    "json_to_recordset(CAST(:rows AS json)) AS v(id text, token text, status text, "
-    "next_attempt_at timestamptz, attempted_at timestamptz, status_code integer, "
-    "latency_ms integer, error_class text, error text, response_body text)"
-)
-_SQLITE_ROWS: LiteralString = (
-    "(SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token, "
-    "json_extract(value, '$.status') AS status, "
-    "json_extract(value, '$.next_attempt_at') AS next_attempt_at, "
-    "json_extract(value, '$.attempted_at') AS attempted_at, "
-    "json_extract(value, '$.status_code') AS status_code, "
-    "json_extract(value, '$.latency_ms') AS latency_ms, "
-    "json_extract(value, '$.error_class') AS error_class, "
-    "json_extract(value, '$.error') AS error, "
-    "json_extract(value, '$.response_body') AS response_body "
-    "FROM json_each(:rows)) AS v"
-)
-
-_PG_FINISH: LiteralString = f"""
-UPDATE payhook_deliveries AS d
-SET status = v.status, attempt_count = d.attempt_count + 1,
-    next_attempt_at = v.next_attempt_at, last_attempt_at = v.attempted_at,
-    last_status_code = v.status_code, last_error = v.error, updated_at = :now,
-    claim_token = NULL, claimed_at = NULL
-FROM {_PG_ROWS}
-WHERE d.id = v.id AND d.claim_token = v.token
-RETURNING d.id
-"""  # noqa: S608 - built from module constants only
-
-_SQLITE_FINISH: LiteralString = f"""
-UPDATE payhook_deliveries
-SET status = v.status, attempt_count = payhook_deliveries.attempt_count + 1,
-    next_attempt_at = v.next_attempt_at, last_attempt_at = v.attempted_at,
-    last_status_code = v.status_code, last_error = v.error, updated_at = :now,
-    claim_token = NULL, claimed_at = NULL
-FROM {_SQLITE_ROWS}
-WHERE payhook_deliveries.id = v.id AND payhook_deliveries.claim_token = v.token
-RETURNING payhook_deliveries.id
-"""  # noqa: S608 - built from module constants only
-
-_ATTEMPTS: LiteralString = """
-INSERT INTO payhook_delivery_attempts
-    (delivery_id, attempted_at, status_code, latency_ms, error_class, error, response_body)
-SELECT v.id, v.attempted_at, v.status_code, v.latency_ms, v.error_class, v.error,
-       v.response_body
-FROM {rows}
-WHERE EXISTS (SELECT 1 FROM payhook_deliveries AS d WHERE d.id = v.id)
-"""
-_PG_ATTEMPTS: LiteralString = _ATTEMPTS.replace("{rows}", _PG_ROWS)
-_SQLITE_ATTEMPTS: LiteralString = _ATTEMPTS.replace("{rows}", _SQLITE_ROWS)
 
 _TS_PARAMS = (
     bindparam("now", type_=UTCDateTime()),
@@ -206,10 +90,6 @@ class Completion:
     disable_reason: str | None = None
 
 
-def _is_pg(conn: AsyncConnection) -> bool:
-    return conn.dialect.name == "postgresql"
-
-
 async def claim_due(
     engine: AsyncEngine,
     *,
@@ -250,17 +130,18 @@ async def claim_due(
         "full": json.dumps(full),
         "caps": json.dumps(caps),
     }
-    async with write_tx(engine) as conn:
-        if _is_pg(conn):
-            result = await conn.execute(text(_PG_CLAIM).bindparams(*_TS_PARAMS), params)
-            rows: list[dict[str, Any]] = [dict(r._mapping) for r in result]
-        else:
-            result = await conn.execute(text(_SQLITE_CLAIM).bindparams(*_TS_PARAMS), params)
+    if engine.dialect.name == "postgresql":
+        async with pg_driver(engine) as pg:
+            records = await pg.fetch(PG_CLAIM, *(params[name] for name in PG_CLAIM_ARGS))
+        rows: list[Mapping[str, Any]] = list(records)
+    else:
+        async with write_tx(engine) as conn:
+            result = await conn.execute(text(SQLITE_CLAIM).bindparams(*_TS_PARAMS), params)
             claimed = [r._mapping for r in result]
             details: dict[str, Any] = {}
             if claimed:
                 found = await conn.execute(
-                    text(_SQLITE_CLAIMED_DETAILS), {"ids": json.dumps([r["id"] for r in claimed])}
+                    text(SQLITE_CLAIMED_DETAILS), {"ids": json.dumps([r["id"] for r in claimed])}
                 )
                 details = {r.id: r._mapping for r in found}
             rows = [{**r, **details[r["id"]]} for r in claimed if r["id"] in details]
@@ -298,6 +179,8 @@ def _row_json(c: Completion, pg: bool) -> dict[str, Any]:
         "error_class": c.error_class,
         "error": c.error,
         "response_body": c.response_body,
+        "subscription_id": c.subscription_id,
+        "disable_reason": c.disable_reason,
     }
 
 
@@ -318,21 +201,19 @@ async def complete(
     """
     if not completions:
         return set()
+    if engine.dialect.name == "postgresql":
+        payload = json.dumps([_row_json(c, True) for c in completions])
+        async with pg_driver(engine) as pg:
+            return {r[0] for r in await pg.fetch(PG_COMPLETE, payload, now)}
+    payload = json.dumps([_row_json(c, False) for c in completions])
     async with write_tx(engine) as conn:
-        pg = _is_pg(conn)
-        payload = json.dumps([_row_json(c, pg) for c in completions])
-        finish = text(_PG_FINISH if pg else _SQLITE_FINISH).bindparams(
-            bindparam("now", type_=UTCDateTime())
-        )
+        finish = text(SQLITE_FINISH).bindparams(bindparam("now", type_=UTCDateTime()))
         updated = {r[0] for r in await conn.execute(finish, {"rows": payload, "now": now})}
-        await conn.execute(text(_PG_ATTEMPTS if pg else _SQLITE_ATTEMPTS), {"rows": payload})
+        await conn.execute(text(SQLITE_ATTEMPTS), {"rows": payload})
         gone = {c.subscription_id: c.disable_reason for c in completions if c.disable_reason}
+        disable = text(SQLITE_DISABLE).bindparams(bindparam("now", type_=UTCDateTime()))
         for subscription_id, reason in gone.items():
-            await conn.execute(
-                update(subscriptions)
-                .where(subscriptions.c.id == subscription_id, subscriptions.c.enabled.is_(True))
-                .values(enabled=False, disabled_reason=reason, updated_at=now)
-            )
+            await conn.execute(disable, {"sid": subscription_id, "reason": reason, "now": now})
     return updated
 
 

@@ -90,7 +90,8 @@ class Store:
                 self._writer = SqliteWriter(database, busy_timeout_s=self._sqlite_busy_timeout_s)
                 self._writer.start()
         elif self._pg is None:
-            self._pg = PostgresIntake(self.engine)
+            url = make_url(self.database_url).set(drivername="postgresql")
+            self._pg = PostgresIntake(url.render_as_string(hide_password=False))
 
     async def close(self) -> None:
         """Close the writer thread and the engine."""
@@ -99,7 +100,9 @@ class Store:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        self._pg = None
+        if self._pg is not None:
+            await self._pg.close()
+            self._pg = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import asyncpg
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payhook.errors import StorageUnavailableError
 
-__all__ = ["is_transient", "read_tx", "write_tx"]
+__all__ = ["is_transient", "pg_driver", "read_tx", "write_tx"]
+
+# SQLSTATE classes that mean "try again later": connection exception, insufficient
+# resources, operator intervention (shutdown, cannot connect now), transaction rollback.
+_TRANSIENT_SQLSTATE = ("08", "53", "57", "40")
+
+
+def _asyncpg_transient(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.InterfaceError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "")[:2] in _TRANSIENT_SQLSTATE
+    return False
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -19,7 +33,13 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, IntegrityError | DataError | ProgrammingError):
         return False
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return _asyncpg_transient(exc)
     return isinstance(exc, DBAPIError | OSError | TimeoutError | ConnectionError)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return is_transient(exc) and not isinstance(exc, StorageUnavailableError)
 
 
 @asynccontextmanager
@@ -39,7 +59,7 @@ async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
     except BaseException as exc:
-        if is_transient(exc) and not isinstance(exc, StorageUnavailableError):
+        if _unavailable(exc):
             raise StorageUnavailableError("the database is unavailable") from exc
         raise
 
@@ -51,6 +71,32 @@ async def read_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.connect() as conn:
             yield conn
     except BaseException as exc:
-        if is_transient(exc) and not isinstance(exc, StorageUnavailableError):
+        if _unavailable(exc):
+            raise StorageUnavailableError("the database is unavailable") from exc
+        raise
+
+
+@asynccontextmanager
+async def pg_driver(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The pooled connection's own asyncpg connection, for the dispatcher's hot path.
+
+    The outbox's PostgreSQL verbs are single statements (each its own transaction), run
+    straight on asyncpg: SQLAlchemy's execution layer costs more CPU than the statement.
+    A connection that failed is invalidated so the pool does not hand it out again.
+
+    Raises:
+        StorageUnavailableError: the database cannot be reached.
+    """
+    try:
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            try:
+                yield raw.driver_connection
+            except BaseException as exc:
+                if _unavailable(exc):
+                    await conn.invalidate()
+                raise
+    except BaseException as exc:
+        if _unavailable(exc):
             raise StorageUnavailableError("the database is unavailable") from exc
         raise

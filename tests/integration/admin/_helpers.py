@@ -84,7 +84,9 @@ async def delivery_ids(hook: PayHook, event_id: str) -> list[str]:
     """The ids of ``event_id``'s deliveries, oldest first."""
     async with hook.store.engine.connect() as conn:
         rows = await conn.execute(
-            select(deliveries.c.id).where(deliveries.c.event_id == event_id).order_by(deliveries.c.id)
+            select(deliveries.c.id)
+            .where(deliveries.c.event_id == event_id)
+            .order_by(deliveries.c.id)
         )
         return [str(r.id) for r in rows]
 
