@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from payhook._hook import PayHook
 from payhook._version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["PayHook", "__version__"]

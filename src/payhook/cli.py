@@ -304,3 +304,6 @@ def simulate(
 
 def _json_dump(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+import payhook._cli_ops  # noqa: E402, F401 - registers events/deliveries/subscriptions

@@ -24,17 +24,16 @@ def build_completion(
     ``Retry-After``); past the schedule the delivery is ``dead``. A 410 also disables the
     subscription, with the reason and time recorded.
     """
-    extra = {
-        "delivery_id": row.id,
-        "event_id": row.event_id,
-        "subscription": row.subscription_name,
-        "attempt": row.attempt,
-    }
     disable_reason = None
     if outcome.ok:
         status, next_at = "succeeded", now
-        logger.debug("delivered", extra={"action": "delivered", **extra})
     else:
+        extra = {
+            "delivery_id": row.id,
+            "event_id": row.event_id,
+            "subscription": row.subscription_name,
+            "attempt": row.attempt,
+        }
         delay = policy.next_delay_s(row.attempt, retry_after_s=outcome.retry_after_s)
         if delay is None:
             status, next_at = "dead", now

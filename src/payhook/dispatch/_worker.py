@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +28,9 @@ from payhook.dispatch._wakeup import PgListener, asyncpg_dsn
 from payhook.errors import ConfigurationError
 from payhook.storage._outbox import ClaimedDelivery, Completion, claim_due, next_due_at, release
 from payhook.storage._signal import OutboxSignal
+
+if TYPE_CHECKING:
+    from payhook._metrics import Metrics
 
 __all__ = ["Dispatcher"]
 
@@ -61,6 +65,7 @@ class Dispatcher:
         worker_id: a name for logs (default: host, pid and a random suffix).
         lease_margin_s: lease beyond the request timeout, at most 30 s (contract §6).
         claim_batch: the most rows one claim takes.
+        metrics: where to count attempts by subscription and outcome, and their latency.
     """
 
     def __init__(
@@ -78,7 +83,8 @@ class Dispatcher:
         listen: bool = True,
         worker_id: str | None = None,
         lease_margin_s: float = MAX_LEASE_MARGIN_S,
-        claim_batch: int = 100,
+        claim_batch: int = 128,
+        metrics: Metrics | None = None,
     ) -> None:
         if not (math.isfinite(request_timeout_s) and request_timeout_s > 0):
             raise ConfigurationError("request_timeout must be greater than 0")
@@ -100,6 +106,7 @@ class Dispatcher:
         self._listen = listen and engine.dialect.name == "postgresql"
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._lease_s = request_timeout_s + lease_margin_s
+        self._client_timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._claim_batch = claim_batch
         self._keys = SecretKeys()
         self._health = Health()
@@ -120,6 +127,7 @@ class Dispatcher:
         self._attempted = 0
         self._pending_results = False
         self.listener: PgListener | None = None
+        self._metrics = metrics
 
     def __repr__(self) -> str:
         return f"Dispatcher(worker_id={self.worker_id!r})"
@@ -326,6 +334,11 @@ class Dispatcher:
             outcome = await self._attempt(row)
             self._attempted += 1
             completion = build_completion(row, outcome, self._policy, now=self._clock.now())
+            if self._metrics is not None:
+                self._metrics.deliveries.labels(row.subscription_name, completion.status).inc()
+                self._metrics.delivery_latency.labels(row.subscription_name).observe(
+                    outcome.latency_ms / 1000
+                )
             if completion.status == "failed":
                 self._pending_results = True
             if completion.disable_reason:
@@ -358,7 +371,7 @@ class Dispatcher:
             self._session,
             row,
             keys=keys,
-            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+            timeout=self._client_timeout,
             clock=self._clock,
         )
 

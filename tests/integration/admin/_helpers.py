@@ -29,12 +29,12 @@ def make_hook(database_url: str, *, admin_token: str | None = TOKEN, **settings:
                 name="orders",
                 url="http://127.0.0.1:9/webhooks/payments",
                 events=("*",),
-                secret=ORDERS_SECRET,  # type: ignore[arg-type]
+                secret=ORDERS_SECRET,
             ),
         ),
     )
     return PayHook(
-        PayhookSettings(database_url=database_url, admin_token=admin_token, **settings),  # type: ignore[arg-type]
+        PayhookSettings(database_url=database_url, admin_token=admin_token, **settings),
         run_dispatcher=False,
     )
 

@@ -156,18 +156,29 @@ async def test_bulk_recovery_counts_with_dry_run(hook: PayHook, client: httpx.As
     assert again.json()["count"] == 0
 
 
+RECOVER = "/admin/subscriptions/orders/recover"
+SINCE = "2026-01-01T00:00:00Z"
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "code"),
     [
-        ("/admin/subscriptions/nope/recover", {"since": "2026-01-01T00:00:00Z"}, 404, "subscription_not_found"),
-        ("/admin/subscriptions/orders/recover", {}, 422, "invalid_body"),
-        ("/admin/subscriptions/orders/recover", {"since": "last week"}, 400, "invalid_parameter"),
-        ("/admin/subscriptions/orders/recover", {"since": "2026-01-01T00:00:00"}, 400, "invalid_parameter"),
-        ("/admin/subscriptions/orders/recover", {"since": "2026-01-01T00:00:00Z", "dry_run": "yes"}, 422, "invalid_body"),
-        ("/admin/subscriptions/orders/recover", {"since": "2026-01-01T00:00:00Z", "x": 1}, 422, "invalid_body"),
+        ("/admin/subscriptions/nope/recover", {"since": SINCE}, 404, "subscription_not_found"),
+        (RECOVER, {}, 422, "invalid_body"),
+        (RECOVER, {"since": "last week"}, 400, "invalid_parameter"),
+        (RECOVER, {"since": "2026-01-01T00:00:00"}, 400, "invalid_parameter"),
+        (RECOVER, {"since": SINCE, "dry_run": "yes"}, 422, "invalid_body"),
+        (RECOVER, {"since": SINCE, "x": 1}, 422, "invalid_body"),
     ],
-    ids=["unknown-subscription", "no-since", "since-not-a-time", "since-naive", "dry-run-not-bool", "unknown-field"],
-)  # fmt: skip
+    ids=[
+        "unknown-subscription",
+        "no-since",
+        "since-not-a-time",
+        "since-naive",
+        "dry-run-not-bool",
+        "unknown-field",
+    ],
+)
 async def test_bad_recovery_requests(
     client: httpx.AsyncClient, path: str, body: dict[str, object], status: int, code: str
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,8 @@ def alipay_channel() -> AlipayChannel:
         name="alipay",
         provider="alipay",
         app_id="2021000000000001",
-        alipay_public_key=(KEYS / "alipay_public.pem").read_text(),  # type: ignore[arg-type]
-        simulator_private_key=(KEYS / "sandbox" / "alipay_private.pem").read_text(),  # type: ignore[arg-type]
+        alipay_public_key=(KEYS / "alipay_public.pem").read_text(),
+        simulator_private_key=(KEYS / "sandbox" / "alipay_private.pem").read_text(),
     )
 
 
@@ -74,7 +75,7 @@ def server(database_url: str) -> Iterator[tuple[PayHook, str]]:
         yield hook, srv.url
 
 
-def routable(case: schemathesis.Case) -> bool:
+def routable(case: schemathesis.Case[Any]) -> bool:
     """Whether the host app routes the case's path to /admin at all.
 
     A path parameter holding a line break (``%0A``) never reaches the admin app: Starlette's
@@ -88,7 +89,7 @@ def routable(case: schemathesis.Case) -> bool:
     )
 
 
-def usable(case: schemathesis.Case, mode: GenerationMode) -> bool:
+def usable(case: schemathesis.Case[Any], mode: GenerationMode) -> bool:
     """Positive cases carry no cursor: only cursors payhook issued are valid, which a schema
     cannot describe (tests/integration/admin/test_events.py covers them)."""
     return mode is GenerationMode.NEGATIVE or "cursor" not in (case.query or {})
@@ -131,21 +132,23 @@ def test_schemathesis_conformance(server: tuple[PayHook, str]) -> None:
     class AdminToken:
         """Explicit credentials: schemathesis also probes that no or a wrong token is a 401."""
 
-        def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> str:
+        def get(self, case: schemathesis.Case[Any], context: schemathesis.AuthContext) -> str:
             return TOKEN
 
         def set(
-            self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext
+            self, case: schemathesis.Case[Any], data: str, context: schemathesis.AuthContext
         ) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+            case.headers["Authorization"] = f"Bearer {data}"
 
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) == 12
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(generation_mode=mode)
 
-            @given(case=strategy.filter(routable).filter(lambda c, m=mode: usable(c, m)))
+            wanted = strategy.filter(routable).filter(functools.partial(usable, mode=mode))
+
+            @given(case=wanted)
             @settings(
                 max_examples=30,
                 deadline=None,
@@ -153,7 +156,7 @@ def test_schemathesis_conformance(server: tuple[PayHook, str]) -> None:
                 derandomize=True,
                 suppress_health_check=list(HealthCheck),
             )
-            def run(case: schemathesis.Case) -> None:
+            def run(case: schemathesis.Case[Any]) -> None:
                 case.call_and_validate(checks=CHECKS)
 
             run()
