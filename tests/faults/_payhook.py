@@ -185,10 +185,20 @@ class PayhookServe:
         """Whether the process is running."""
         return self.proc is not None and self.proc.poll() is None
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, exactly like a power cut of the process."""
+    def kill(self, *, wait: bool = True) -> None:
+        """SIGKILL: no shutdown code runs, exactly like a power cut of the process.
+
+        With ``wait=False`` the signal is sent and the call returns at once (the caller
+        reaps the process with :meth:`wait_dead`), so the kill lands at the chosen instant.
+        """
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
+        if wait:
+            self.wait_dead()
+
+    def wait_dead(self) -> None:
+        """Wait for the killed process to be gone."""
+        assert self.proc is not None
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:

@@ -164,7 +164,7 @@ def test_malformed_callbacks_never_5xx_never_stored(tmp_path: Path, channel: str
         log_level="ERROR",
     )
     gen = Generator(config, seed=CHANNELS.index(channel))
-    with PayhookServe(config, log=tmp_path / "serve.log", args=("--no-dispatcher",)) as server:
+    with PayhookServe(config, log=tmp_path / "serve.log") as server:
         started = time.monotonic()
         tally = asyncio.run(_fuzz(server, gen, channel))
         duration = time.monotonic() - started

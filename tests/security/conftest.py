@@ -43,5 +43,5 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         max_body_bytes=8192,
     )
     log = folder / "serve.log"
-    with PayhookServe(config, log=log, args=("--no-dispatcher",)) as serve:
+    with PayhookServe(config, log=log) as serve:
         yield Served(serve=serve, db=db, config=config, log=log)

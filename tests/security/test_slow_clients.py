@@ -38,7 +38,7 @@ def server(tmp_path: Path) -> Iterator[PayhookServe]:
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'payhook.db'}",
         subscriber_url="http://127.0.0.1:9/unused",
     )
-    with PayhookServe(config, log=tmp_path / "serve.log", args=("--no-dispatcher",)) as serve:
+    with PayhookServe(config, log=tmp_path / "serve.log") as serve:
         yield serve
 
 
