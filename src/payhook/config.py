@@ -275,7 +275,7 @@ class PayhookSettings(BaseSettings):
         env_prefix="PAYHOOK_", extra="forbid", frozen=True, hide_input_in_errors=True
     )
 
-    database_url: str = "sqlite+aiosqlite:///./payhook.db"
+    database_url: str = Field(default="sqlite+aiosqlite:///./payhook.db", repr=False)
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -146,7 +146,8 @@ class Driver:
         """Facts never answered with success."""
         return [s for s in self.states.values() if not s.acked]
 
-    async def _send(self, client: httpx.AsyncClient, state: FactState, kind: str) -> None:
+    async def _send(self, client: httpx.AsyncClient, state: FactState, kind: str) -> bool:
+        """Send one callback; False when no answer came back at all."""
         fact = state.fact
         if kind == "duplicate" and state.last is not None and self.rng.random() < 0.5:
             callback = state.last  # the very same bytes again
@@ -183,6 +184,7 @@ class Driver:
         self.exchanges.append(
             Exchange(fact_key(fact), kind, sent, answered, status, success, failure)
         )
+        return status is not None
 
     async def _worker(self, client: httpx.AsyncClient) -> None:
         while not self._stop.is_set():
@@ -193,7 +195,9 @@ class Driver:
                     return
                 await asyncio.sleep(0.01)
                 continue
-            await self._send(client, *item)
+            if not await self._send(client, *item):
+                # No answer (the server is down): back off like a provider, not a busy loop.
+                await asyncio.sleep(self.retry_after_s)
 
     async def run(self) -> None:
         """Run the workers until :meth:`stop`, or until production ended and all is acked."""

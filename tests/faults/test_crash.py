@@ -108,7 +108,7 @@ async def _crash_run(
     modes = ["random", "intake", "delivery"]
     for n in range(KILLS):
         mode = modes[n % len(modes)]
-        await asyncio.sleep(rng.uniform(0.5, 2.5))
+        await asyncio.sleep(rng.uniform(0.3, 2.0))
         if mode != "random":
             await _wait_for(mode, driver, at_subscriber, 3.0)
         kill = Kill(

@@ -12,9 +12,13 @@ Run: ``.venv/bin/pytest tests/faults/test_subscriber_outage.py -s``
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -192,11 +196,36 @@ async def test_subscriber_down_over_a_long_weekend_receives_everything(
     assert after == {"succeeded": EVENTS}
 
 
+async def _recover(hook: PayHook, config: Path, via: str) -> int:
+    """Bulk replay of the dead deliveries of ``orders``: admin API or ``payhook`` CLI."""
+    if via == "admin-api":
+        transport = httpx.ASGITransport(app=hook.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://payhook") as client:
+            answer = await client.post(
+                "/admin/subscriptions/orders/recover",
+                headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+                json={"since": START.isoformat()},
+            )
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["count"])
+    command = [
+        sys.executable, "-m", "payhook", "deliveries", "recover", "--subscription", "orders",
+        "--since", START.isoformat(), "--json", "--config", str(config),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYHOOK_")}
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return int(json.loads(done.stdout)["count"])
+
+
 @pytest.mark.anyio
+@pytest.mark.parametrize("via", ["admin-api", "cli"])
 async def test_subscriber_failing_for_ever_ends_dead_and_bulk_recovery_delivers(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, via: str
 ) -> None:
-    """500 for ever: all deliveries dead; fixed, then one bulk recover call delivers them all."""
+    """500 for ever: all deliveries dead; fixed, then one bulk recovery delivers them all."""
     sub = Subscriber(secret=SUBSCRIBER_SECRET, fail_next=10**9)
     port = free_port()
     clock = FakeClock(START)
@@ -210,25 +239,18 @@ async def test_subscriber_failing_for_ever_ends_dead_and_bulk_recovery_delivers(
             dead = await _statuses(hook)
             failed_posts = len(sub.received)
             sub.fail_next = 0  # the subscriber is fixed
-            transport = httpx.ASGITransport(app=hook.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://payhook") as c:
-                recovered = await c.post(
-                    "/admin/subscriptions/orders/recover",
-                    headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
-                    json={"since": START.isoformat()},
-                )
-            assert recovered.status_code == 200, recovered.text
+            recovered = await _recover(hook, config, via)
             await _run_schedule(dispatcher, hook, clock, clock.now() + timedelta(hours=1))
             after = await _statuses(hook)
             stored = await _event_ids(hook)
     delivered = {r.headers["webhook-id"] for r in sub.received[failed_posts:]}
     print(
         "FIGURES subscriber_500",
-        json.dumps({"events": EVENTS, "attempts_until_dead": attempts, "statuses_dead": dead,
-                    "recovered": recovered.json()["count"], "statuses_after": after}),
+        json.dumps({"via": via, "events": EVENTS, "attempts_until_dead": attempts,
+                    "statuses_dead": dead, "recovered": recovered, "statuses_after": after}),
     )  # fmt: skip
     assert dead == {"dead": EVENTS}
     assert attempts == EVENTS * (len(DEFAULT_RETRY_SCHEDULE_S) + 1)
-    assert recovered.json()["count"] == EVENTS
+    assert recovered == EVENTS
     assert delivered == stored
     assert after == {"succeeded": EVENTS}

@@ -72,8 +72,8 @@ def test_reprs_and_strs_hide_secrets(tmp_path: Path) -> None:
     for obj in objects:
         for text in (repr(obj), str(obj)):
             assert _leaks(text) == [], (type(obj).__name__, _leaks(text))
-    dumped = settings.model_dump_json()
-    assert _leaks(dumped) == []
+    # A dump is an explicit export: the database URL is in it on purpose, SecretStr are not.
+    assert _leaks(settings.model_dump_json(), SECRETS) == []
 
 
 @pytest.mark.parametrize(

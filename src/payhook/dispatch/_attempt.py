@@ -32,6 +32,23 @@ def _ms(clock: Clock, started: float) -> int:
     return max(0, int((clock.monotonic() - started) * 1000))
 
 
+async def _read_excerpt(content: aiohttp.StreamReader) -> bytes:
+    """The first KiB of a response body; the rest (up to 64 KiB) is drained and dropped."""
+    excerpt = bytearray()
+    while len(excerpt) < RESPONSE_EXCERPT_BYTES:
+        chunk = await content.read(RESPONSE_EXCERPT_BYTES - len(excerpt))
+        if not chunk:
+            break
+        excerpt += chunk
+    drained = len(excerpt)
+    while not content.at_eof() and drained < _DRAIN_LIMIT:
+        chunk = await content.read(16 * 1024)
+        if not chunk:
+            break
+        drained += len(chunk)
+    return bytes(excerpt)
+
+
 async def post(
     session: aiohttp.ClientSession,
     delivery: ClaimedDelivery,
@@ -61,24 +78,16 @@ async def post(
         async with session.post(
             url, data=delivery.body, headers=headers, allow_redirects=False, timeout=timeout
         ) as response:
-            excerpt = bytearray()
-            while len(excerpt) < RESPONSE_EXCERPT_BYTES:
-                chunk = await response.content.read(RESPONSE_EXCERPT_BYTES - len(excerpt))
-                if not chunk:
-                    break
-                excerpt += chunk
-            drained = len(excerpt)
-            while not response.content.at_eof() and drained < _DRAIN_LIMIT:
-                chunk = await response.content.read(16 * 1024)
-                if not chunk:
-                    break
-                drained += len(chunk)
+            content = response.content
+            excerpt = b""
+            if not content.at_eof():  # a 204 has nothing to read
+                excerpt = await _read_excerpt(content)
             return classify_response(
                 response.status,
                 latency_ms=_ms(clock, started),
-                body=bytes(excerpt),
+                body=excerpt,
                 retry_after=response.headers.get("Retry-After"),
-                now=clock.now(),
+                now=now,
             )
     except Exception as exc:  # noqa: BLE001 - a subscriber's failure is a failed attempt
         return classify_exception(

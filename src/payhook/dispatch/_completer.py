@@ -27,16 +27,26 @@ class Health:
         self.failures = 0
 
     def trouble(self, exc: BaseException, where: str) -> None:
-        """Record a failed database operation."""
+        """Record a failed operation: logged once per outage (with a traceback if it is
+        not a database error, since that is a bug)."""
         self.failures += 1
-        if not self.down:
-            self.down = True
+        if self.down:
+            return
+        self.down = True
+        if is_transient(exc):
             logger.warning(
                 "the database is unavailable (%s during %s); backing off and retrying",
                 type(exc).__name__,
                 where,
-                exc_info=None if is_transient(exc) else exc,
                 extra={"action": "database_unavailable"},
+            )
+        else:
+            logger.error(
+                "unexpected %s during %s; backing off and retrying",
+                type(exc).__name__,
+                where,
+                exc_info=exc,
+                extra={"action": "dispatcher_error"},
             )
 
     def ok(self) -> None:
@@ -44,7 +54,7 @@ class Health:
         if self.down:
             self.down = False
             logger.info(
-                "the database is reachable again after %d failed operations",
+                "the dispatcher recovered after %d failed operations",
                 self.failures,
                 extra={"action": "database_available"},
             )

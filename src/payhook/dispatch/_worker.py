@@ -321,6 +321,8 @@ class Dispatcher:
 
     def _pump(self) -> None:
         """Start every queued delivery that has a free slot."""
+        if not self._lanes.queue:
+            return
         start, give_back = self._lanes.take(self._clock.now())
         for row in start:
             self._tasks[row.id] = asyncio.create_task(self._deliver(row))
