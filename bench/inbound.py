@@ -67,7 +67,7 @@ request = function()
 end
 """
 
-BARE_APP = '''
+BARE_APP = """
 from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -79,7 +79,7 @@ async def notify(request):
     return PlainTextResponse("success")
 
 app = Starlette(routes=[Route("/notify/{channel}", notify, methods=["POST"])])
-'''
+"""
 
 
 def free_port() -> int:
@@ -137,14 +137,15 @@ def make_wechat_bodies(n: int, path: Path) -> None:
                 f"{k}={v}" for k, v in cb.headers.items() if k.lower().startswith("wechatpay")
             )
             body = cb.body.decode("utf-8")
-            assert "\n" not in body and "\t" not in body
+            assert "\n" not in body
+            assert "\t" not in body
             fh.write(f"{hdrs}\t{body}\n")
 
 
 def write_config(folder: Path, database_url: str) -> Path:
     shutil.copytree(SAMPLES / "keys", folder / "keys", dirs_exist_ok=True)
     text = (SAMPLES / "payhook.toml").read_text()
-    text = re.sub(r'^database_url = .*$', f'database_url = "{database_url}"', text, flags=re.M)
+    text = re.sub(r"^database_url = .*$", f'database_url = "{database_url}"', text, flags=re.M)
     text = text.replace('admin_token  = "change-me-sandbox-token"\n', "")
     text = text.replace('events = ["payment.order.paid", "payment.refund.*"]', 'events = ["*"]')
     text = text.replace('timestamp_tolerance = "5m"', 'timestamp_tolerance = "1d"')
@@ -153,7 +154,9 @@ def write_config(folder: Path, database_url: str) -> Path:
     return config
 
 
-def run_wrk(url: str, bodies: Path, duration: int, connections: int, ctype: str) -> dict[str, float]:
+def run_wrk(
+    url: str, bodies: Path, duration: int, connections: int, ctype: str
+) -> dict[str, float]:
     lua = bodies.with_suffix(".lua")
     lua.write_text(LUA)
     cmd = [
@@ -262,8 +265,10 @@ def main() -> None:
                 sub = folder / f"{kind}-{rnd}"
                 sub.mkdir()
                 database_url: str | None = None
-                channel, bodies, ctype = "alipay", alipay_bodies, (
-                    "application/x-www-form-urlencoded; charset=utf-8"
+                channel, bodies, ctype = (
+                    "alipay",
+                    alipay_bodies,
+                    ("application/x-www-form-urlencoded; charset=utf-8"),
                 )
                 if kind in ("sqlite", "wechat-v3-sqlite"):
                     database_url = f"sqlite+aiosqlite:///{sub}/payhook.db"
@@ -292,8 +297,14 @@ def main() -> None:
                     flush=True,
                 )
         summary = {}
-        bare = statistics.median(r["rps"] for r in results.get("bare", [])) if results.get("bare") else None
-        print("\nconfig              req/s median [min-max]   p50 ms  p99 ms  cpu us/req  ratio to bare")
+        bare = (
+            statistics.median(r["rps"] for r in results.get("bare", []))
+            if results.get("bare")
+            else None
+        )
+        print(
+            "\nconfig              req/s median [min-max]   p50 ms  p99 ms  cpu us/req  ratio to bare"
+        )
         for kind, runs in results.items():
             if not runs:
                 continue

@@ -20,6 +20,11 @@ The process under test is pinned to core 1; the sink (raw ASGI under uvicorn, uv
 httptools) and PostgreSQL to core 0. Reports deliveries/s, client CPU µs per delivery and
 the ratio dispatcher/bare of the same round; the median over rounds is the figure.
 
+``--gc-freeze``: ``gc.collect(); gc.freeze()`` before each dispatcher round, so the
+collector no longer walks the objects that exist once the process has started (what a
+long-running worker process can do after start-up); shows how much of the gap is the
+cyclic garbage collector.
+
 ``--latency N``: an idle dispatcher (``run()``, LISTEN on, poll interval 1 s) and an
 in-process aiohttp subscriber; N times, one event + delivery is committed with
 ``pg_notify`` in the transaction (as the intake path does) and the time from the commit's
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import sys
@@ -161,8 +167,13 @@ async def bare(url: str, pairs: list[tuple[str, bytes]], concurrency: int) -> tu
     return done / wall, cpu / done * 1e6
 
 
-async def dispatcher_round(engine: Any, n: int, concurrency: int) -> tuple[float, float, int]:
+async def dispatcher_round(
+    engine: Any, n: int, concurrency: int, *, gc_freeze: bool = False
+) -> tuple[float, float, int]:
     """Run the dispatcher over n due deliveries; returns (per second, CPU µs, count)."""
+    if gc_freeze:  # what a worker process may do once started (see --gc-freeze)
+        gc.collect()
+        gc.freeze()
     dispatcher = Dispatcher(
         engine=engine,
         policy=RetryPolicy(schedule_s=(60.0,)),
@@ -177,6 +188,8 @@ async def dispatcher_round(engine: Any, n: int, concurrency: int) -> tuple[float
         ok = await conn.scalar(
             text("SELECT count(*) FROM payhook_deliveries WHERE status = 'succeeded'")
         )
+    if gc_freeze:
+        gc.unfreeze()
     if ok != n or count != n:
         raise RuntimeError(f"only {ok} of {n} deliveries succeeded ({count} attempts)")
     return count / wall, cpu / count * 1e6, count
@@ -190,7 +203,9 @@ async def throughput(args: argparse.Namespace, url: str, sink_url: str) -> None:
         for round_no in range(1, args.rounds + 1):
             pairs = await seed(engine, args.deliveries, sink_url)
             b = await bare(sink_url, pairs, args.concurrency)
-            d_rate, d_cpu, _ = await dispatcher_round(engine, args.deliveries, args.concurrency)
+            d_rate, d_cpu, _ = await dispatcher_round(
+                engine, args.deliveries, args.concurrency, gc_freeze=args.gc_freeze
+            )
             results["bare"].append(b)
             results["dispatcher"].append((d_rate, d_cpu))
             ratios.append(d_rate / b[0])
@@ -306,6 +321,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=int, default=0, help="measure latency over N events")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() before the dispatcher runs, as a worker process can do once started",
+    )
     args = parser.parse_args()
 
     async def go() -> None:

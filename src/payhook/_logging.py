@@ -65,7 +65,12 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    # DEBUG is for payhook's own loggers only: database drivers log SQL parameters
+    # (subscription secrets, callback bodies) at DEBUG.
+    root.setLevel(logging.INFO if level == "DEBUG" else level)
+    logging.getLogger("payhook").setLevel(level)
+    for name in ("aiosqlite", "asyncpg", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -105,6 +105,7 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
     import uvicorn
 
     from payhook._hook import PayHook
+    from payhook._protocol import GuardedHttpToolsProtocol
 
     settings = _settings(config)
     hook = PayHook(settings, run_dispatcher=not no_dispatcher, migrate=not no_migrate)
@@ -114,13 +115,13 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
             host=host,
             port=port,
             lifespan="on",
+            http=GuardedHttpToolsProtocol,
             log_config=None,
             access_log=False,
             server_header=False,
             # Slow or abusive clients must not exhaust the server.
             timeout_keep_alive=5,
             limit_concurrency=2048,
-            h11_max_incomplete_event_size=16 * 1024,
             timeout_graceful_shutdown=15,
         )
     )

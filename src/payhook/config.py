@@ -48,7 +48,7 @@ __all__ = [
 DEFAULT_CONFIG_PATH = "payhook.toml"
 # Starts fast so a blip costs seconds; spans about three days so a weekend outage loses nothing.
 DEFAULT_RETRY_SCHEDULE = (
-    "1s", "4s", "16s", "64s", "256s", "30m", "2h", "6h", "12h", "24h", "24h",
+    "1s", "4s", "16s", "64s", "256s", "30m", "2h", "6h", "12h", "24h", "24h", "24h",
 )  # fmt: skip
 
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*\Z")

@@ -11,7 +11,8 @@ from payhook.errors import ConfigurationError
 __all__ = ["DEFAULT_RETRY_SCHEDULE_S", "RetryPolicy"]
 
 # Starts fast so a blip costs seconds (1 s, 4 s, 16 s, 64 s, 256 s), then spans about three
-# days (1 s + … + 24 h + 24 h ≈ 2 d 20.6 h) so a weekend outage of a subscriber loses nothing.
+# days: 1 s + … + 3 x 24 h ≈ 3 d 20.6 h on average, and still more than 3 days with the
+# -20 % jitter, so a subscriber down over a long weekend loses nothing.
 DEFAULT_RETRY_SCHEDULE_S: tuple[float, ...] = (
     1.0,
     4.0,
@@ -22,6 +23,7 @@ DEFAULT_RETRY_SCHEDULE_S: tuple[float, ...] = (
     2 * 3600.0,
     6 * 3600.0,
     12 * 3600.0,
+    24 * 3600.0,
     24 * 3600.0,
     24 * 3600.0,
 )

@@ -27,7 +27,9 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url`` (``sqlite+aiosqlite://`` or ``postgresql+asyncpg://``)."""
     if is_sqlite(url):
-        engine = create_async_engine(url, pool_size=4, max_overflow=4, **kwargs)
+        engine = create_async_engine(
+            url, pool_size=4, max_overflow=4, hide_parameters=True, **kwargs
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -37,6 +39,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
+    kwargs.setdefault("hide_parameters", True)  # secrets never reach error messages
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     return create_async_engine(url, **kwargs)

@@ -141,11 +141,14 @@ class Store:
             logger.warning("could not audit a refused callback", extra={"action": "audit_failed"})
 
     async def ping(self) -> bool:
-        """Whether the database answers."""
+        """Whether the database answers and, on SQLite, takes writes (another process may hold
+        the write lock while reads still work)."""
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError) as exc:
-            logger.warning("database not reachable: %s", exc.__class__.__name__)
+            if self._writer is not None:
+                await self._writer.run(lambda _conn: None)
+        except (SQLAlchemyError, OSError, StorageUnavailableError) as exc:
+            logger.warning("database not ready: %s", exc.__class__.__name__)
             return False
         return True

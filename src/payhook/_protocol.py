@@ -1,0 +1,119 @@
+"""uvicorn protocol for `payhook serve`: slow or oversized requests cannot hold the server.
+
+uvicorn's httptools protocol times out only *between* requests (keep-alive), and uvicorn
+puts no limit on header size. A client that sends its headers one byte at a time, connects and
+says nothing, or trickles its body would keep a connection (and a `limit_concurrency` slot)
+forever. This protocol gives every request a deadline from its first byte (or from the
+connection) to its last, and refuses headers larger than 64 KiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["GuardedHttpToolsProtocol"]
+
+_431 = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
+)
+_408 = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """A request (headers and body) must arrive within ``read_timeout_s`` of its first byte
+    (or of the connection); headers larger than ``max_header_bytes`` get 431."""
+
+    read_timeout_s = 10.0
+    max_header_bytes = 64 * 1024
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._in_headers = True
+        self._raw_header_bytes = 0
+        self._parsed_header_bytes = 0
+        self._read_timer: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._read_timer is None:
+            self._read_timer = self.loop.call_later(self.read_timeout_s, self._read_timed_out)
+
+    def _disarm(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        cycle = getattr(self, "cycle", None)  # unset until the first request's headers
+        if cycle is None or not cycle.response_started:
+            self.transport.write(_408)
+        self.transport.close()
+
+    def _refuse_headers(self) -> None:
+        self.transport.write(_431)
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        if self._in_headers:
+            self._raw_header_bytes += len(data)
+        try:
+            super().data_received(data)
+        except _HeadersTooLarge:
+            self._refuse_headers()
+            return
+        # Still inside the headers after this chunk: every byte counted was a header byte.
+        if (
+            self._in_headers
+            and self._raw_header_bytes > self.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._refuse_headers()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._parsed_header_bytes = 0
+        self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count(self, n: int) -> None:
+        self._parsed_header_bytes += n
+        if self._parsed_header_bytes > self.max_header_bytes:
+            raise _HeadersTooLarge
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._raw_header_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._in_headers = True
+        self._raw_header_bytes = 0
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
