@@ -49,7 +49,7 @@ from payhook.events import new_id
 from payhook.storage._engine import create_engine
 from payhook.storage._migrate import upgrade
 from payhook.storage._outbox import claim_due
-from payhook.storage._tables import events, subscriptions
+from payhook.storage._tables import events, sqlite_timestamp, subscriptions
 
 SUBSCRIPTIONS = 10
 
@@ -96,9 +96,10 @@ async def fill(engine: Any, n: int, scenario: str, sub_ids: list[str], event_id:
     now = datetime.now(UTC)
     past, later = now - timedelta(hours=1), now + timedelta(days=1)
     dialect = engine.dialect.name
-    stamp = (
-        (lambda d: d) if dialect == "postgresql" else (lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f"))
-    )
+
+    def stamp(value: datetime) -> Any:
+        return value if dialect == "postgresql" else sqlite_timestamp(value)
+
     async with engine.begin() as conn:
         await conn.execute(text("DELETE FROM payhook_delivery_attempts"))
         await conn.execute(text("DELETE FROM payhook_deliveries"))

@@ -46,7 +46,8 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = "payhook.toml"
-# Starts fast so a blip costs seconds; spans about three days so a weekend outage loses nothing.
+# Starts fast so a blip costs seconds; spans more than three days even with -20 % jitter,
+# so a subscriber down over a long weekend loses nothing.
 DEFAULT_RETRY_SCHEDULE = (
     "1s", "4s", "16s", "64s", "256s", "30m", "2h", "6h", "12h", "24h", "24h", "24h",
 )  # fmt: skip

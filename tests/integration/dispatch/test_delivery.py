@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import standardwebhooks
@@ -262,7 +263,7 @@ async def test_rotation_sends_one_signature_per_active_secret(
     clock = FakeClock()
     later = (clock.now() + timedelta(hours=1)).isoformat()
     expired = (clock.now() - timedelta(seconds=1)).isoformat()
-    secrets = [
+    secrets: list[dict[str, Any]] = [
         {"secret": SECRET, "expires_at": None},
         {"secret": SECRET_2, "expires_at": later},
         {"secret": "whsec_" + "A" * 32, "expires_at": expired},
