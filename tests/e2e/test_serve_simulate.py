@@ -192,3 +192,89 @@ def test_check_config_and_bad_config(config: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "payhook", "simulate"], capture_output=True, text=True, check=False
     )
     assert usage.returncode == 2
+
+
+def metric(url: str, name: str, **labels: str) -> float | None:
+    """The value of one sample on /metrics, or None when absent."""
+    text = httpx.get(f"{url}/metrics").text
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_follow_callbacks_and_deliveries(
+    server: str, config: Path, subscriber: tuple[Subscriber, str]
+) -> None:
+    """Callback, event and delivery metrics change as a callback is accepted and delivered."""
+    sub, _ = subscriber
+    assert metric(server, "payhook_callbacks_total", channel="alipay", outcome="accepted") is None
+    result = payhook(
+        "simulate", "alipay", "--order", "3003", "--amount", "1.00",
+        "--url", f"{server}/notify/alipay", config=config,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: len(sub.received) >= 1)
+    assert metric(server, "payhook_callbacks_total", channel="alipay", outcome="accepted") == 1.0
+    assert metric(server, "payhook_events_total", type="payment.order.paid") == 1.0
+    wait_for(lambda: metric(server, "payhook_deliveries_total", subscription="orders") == 1.0)
+    assert metric(server, "payhook_deliveries_pending", subscription="orders") is None
+
+
+@pytest.fixture
+def receiver_only(config: Path) -> Iterator[str]:
+    """`payhook serve --no-dispatcher`; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port", str(port),
+         "--no-dispatcher"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _ready(url), 30)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_worker_command_delivers(
+    receiver_only: str, config: Path, subscriber: tuple[Subscriber, str]
+) -> None:
+    """With the receiver alone nothing is sent; `payhook worker` then delivers the backlog
+    and stops cleanly on SIGTERM."""
+    sub, _ = subscriber
+    result = payhook(
+        "simulate", "alipay", "--order", "4004", "--amount", "2.00",
+        "--url", f"{receiver_only}/notify/alipay", config=config,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert metric(receiver_only, "payhook_deliveries_pending", subscription="orders") == 1.0
+    time.sleep(0.5)
+    assert sub.received == []
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "payhook", "worker", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: len(sub.received) >= 1, 30)
+        assert sub.received[0].verified
+        assert sub.received[0].event["data"]["order_id"] == "4004"
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=30) == 0
+    wait_for(
+        lambda: metric(receiver_only, "payhook_deliveries_pending", subscription="orders") is None
+    )
