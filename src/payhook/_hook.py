@@ -180,8 +180,13 @@ class PayHook:
         await self.store.start()
         await self._sync_subscriptions()
         for downloader in self._downloaders:
-            with contextlib.suppress(Exception):
+            try:
                 await downloader.load_saved()
+            except Exception:  # noqa: BLE001 - start anyway: run() downloads them afresh
+                logger.warning(
+                    "could not load saved WeChat Pay platform certificates",
+                    extra={"action": "certificates_load_failed"},
+                )
             self._tasks.append(asyncio.create_task(downloader.run()))
         if self.run_dispatcher:
             self._dispatcher = self.build_dispatcher()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,7 +26,7 @@ from payhook.storage._admin_views import (
     decode_cursor,
     encode_cursor,
 )
-from payhook.storage._outbox_admin import DELIVERY_STATUSES
+from payhook.storage._outbox_admin import DELIVERY_STATUSES, dead_since
 from payhook.storage._tables import attempts, deliveries, events, subscriptions
 from payhook.storage._txn import read_tx
 
@@ -326,8 +326,8 @@ async def deliveries_of_events(
 async def dead_delivery_ids(engine: AsyncEngine, subscription: str, since: datetime) -> list[str]:
     """Ids of the dead deliveries :func:`recover_dead` would re-queue, oldest first.
 
-    The same selection as ``recover_dead`` (last attempt at or after ``since``), so the CLI
-    can re-queue them one by one and show progress.
+    The selection :func:`recover_dead` uses (``dead_since``), so the CLI can re-queue them
+    one by one and show progress.
 
     Raises:
         NotFoundError: no subscription has this name.
@@ -341,18 +341,6 @@ async def dead_delivery_ids(engine: AsyncEngine, subscription: str, since: datet
                 f"no subscription named {subscription!r}", reason="subscription_not_found"
             )
         rows = await conn.execute(
-            select(deliveries.c.id)
-            .where(
-                deliveries.c.subscription_id == sub_id,
-                deliveries.c.status == "dead",
-                or_(
-                    deliveries.c.last_attempt_at >= since,
-                    and_(
-                        deliveries.c.last_attempt_at.is_(None),
-                        deliveries.c.updated_at >= since,
-                    ),
-                ),
-            )
-            .order_by(deliveries.c.id)
+            select(deliveries.c.id).where(dead_since(sub_id, since)).order_by(deliveries.c.id)
         )
         return [str(row.id) for row in rows]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payhook._clock import Clock, SystemClock
@@ -22,6 +22,7 @@ __all__ = [
     "DELIVERY_STATUSES",
     "Attempt",
     "Delivery",
+    "dead_since",
     "get_delivery",
     "list_deliveries",
     "recover_dead",
@@ -321,6 +322,19 @@ async def replay_event(
     return [str(r["id"]) for r in new_rows]
 
 
+def dead_since(subscription_id: str, since: datetime) -> ColumnElement[bool]:
+    """The dead deliveries of a subscription whose last attempt was at or after ``since``:
+    what :func:`recover_dead` re-queues (and what the CLI lists to show progress)."""
+    return and_(
+        deliveries.c.subscription_id == subscription_id,
+        deliveries.c.status == "dead",
+        or_(
+            deliveries.c.last_attempt_at >= since,
+            and_(deliveries.c.last_attempt_at.is_(None), deliveries.c.updated_at >= since),
+        ),
+    )
+
+
 async def recover_dead(
     engine: AsyncEngine,
     subscription_name: str,
@@ -347,14 +361,7 @@ async def recover_dead(
         )
         if sub_id is None:
             raise NotFoundError(f"no subscription named {subscription_name!r}")
-        where = and_(
-            deliveries.c.subscription_id == sub_id,
-            deliveries.c.status == "dead",
-            or_(
-                deliveries.c.last_attempt_at >= since,
-                and_(deliveries.c.last_attempt_at.is_(None), deliveries.c.updated_at >= since),
-            ),
-        )
+        where = dead_since(sub_id, since)
         if dry_run:
             count = await conn.scalar(select(func.count()).select_from(deliveries).where(where))
             return int(count or 0)
