@@ -42,7 +42,7 @@ def create_app(hook: PayHook, *, lifespan: Any = None) -> Starlette:
         return Response(generate_latest(hook.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes: list[BaseRoute] = [
-        Route("/notify/{channel}", inbound.handle, methods=["POST"]),
+        Route("/notify/{channel}", inbound, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -3,16 +3,18 @@
 The provider's acknowledgement protocol is the error contract: every outcome, including our
 own failures, is answered in the provider's format, and the success answer is sent only after
 the intake transaction committed.
+
+The endpoint is a plain ASGI app mounted on a Starlette route (Starlette still matches the
+path and the method): it reads the body from ``receive`` and answers through ``send``
+without building Request and Response objects, the callback path being the hot one.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from payhook._clock import Clock
 from payhook._metrics import Metrics
@@ -29,8 +31,27 @@ class _TooLarge(Exception):
     pass
 
 
-def _respond(reply: Reply) -> Response:
-    return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
+class _Disconnected(Exception):
+    pass
+
+
+def _content_type(media_type: str) -> bytes:
+    # As Starlette's Response does: text types are declared UTF-8.
+    if media_type.startswith("text/") and "charset=" not in media_type.lower():
+        media_type += "; charset=utf-8"
+    return media_type.encode("latin-1")
+
+
+async def _send(send: Send, status: int, body: bytes, media_type: str | None) -> None:
+    headers = [(b"content-length", str(len(body)).encode("latin-1"))]
+    if media_type is not None:
+        headers.append((b"content-type", _content_type(media_type)))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _respond(send: Send, reply: Reply, *, status: int | None = None) -> None:
+    await _send(send, reply.status if status is None else status, reply.body, reply.content_type)
 
 
 class InboundEndpoint:
@@ -51,8 +72,8 @@ class InboundEndpoint:
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
 
-    async def _read_body(self, request: Request) -> bytes:
-        length = request.headers.get("content-length")
+    async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
+        length = headers.get("content-length")
         if length is not None:
             try:
                 if int(length) > self._max_body_bytes:
@@ -61,12 +82,17 @@ class InboundEndpoint:
                 pass  # a bad header: count what actually arrives
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise _Disconnected
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body_bytes:
                 raise _TooLarge
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _audit(self, raw: RawNotification, reason: str) -> None:
         record = IntakeRecord(
@@ -85,13 +111,18 @@ class InboundEndpoint:
     def _count(self, channel: str, outcome: str, reason: str) -> None:
         self._metrics.callbacks.labels(channel, outcome, reason).inc()
 
-    async def handle(self, request: Request) -> Response:
-        channel = request.path_params["channel"]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        channel = scope["path_params"]["channel"]
         provider = self._providers.get(channel)
         if provider is None:
-            return PlainTextResponse("unknown channel", status_code=404)
+            await _send(send, 404, b"unknown channel", "text/plain")
+            return
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope["headers"]
+        }
         try:
-            body = await self._read_body(request)
+            body = await self._read_body(headers, receive)
         except _TooLarge:
             self._count(channel, "refused", "too_large")
             logger.warning(
@@ -99,16 +130,19 @@ class InboundEndpoint:
                 extra={"action": "callback_refused", "channel": channel, "reason": "too_large"},
             )
             reply = provider.reply(Outcome.REFUSED_MALFORMED, "body too large")
-            return _respond(dataclasses.replace(reply, status=413))
-        except ClientDisconnect:
-            return Response(status_code=400)
+            await _respond(send, reply, status=413)
+            return
+        except _Disconnected:
+            await _send(send, 400, b"", None)  # the client is gone: a no-op, as Starlette does
+            return
         raw = RawNotification(
-            channel=channel,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=body,
-            received_at=self._clock.now(),
+            channel=channel, headers=headers, body=body, received_at=self._clock.now()
         )
-        client = request.client.host if request.client else None
+        await _respond(send, await self._reply(provider, raw, scope))
+
+    async def _reply(self, provider: Provider, raw: RawNotification, scope: Scope) -> Reply:
+        channel = raw.channel
+        client = scope["client"][0] if scope.get("client") else None
         try:
             parsed = provider.verify(raw)
         except RefusedError as exc:
@@ -131,7 +165,7 @@ class InboundEndpoint:
             )
             self._count(channel, "refused", exc.reason)
             self._audit(raw, exc.reason)
-            return _respond(provider.reply(outcome, exc.message))
+            return provider.reply(outcome, exc.message)
         except DecryptionError as exc:
             logger.error(
                 "authentic callback cannot be decrypted: %s",
@@ -140,19 +174,19 @@ class InboundEndpoint:
             )
             self._count(channel, "error", exc.reason)
             self._audit(raw, exc.reason)
-            return _respond(provider.reply(Outcome.KEY_MISCONFIGURED, "decryption failed"))
+            return provider.reply(Outcome.KEY_MISCONFIGURED, "decryption failed")
         except Exception:  # a verifier bug must still get the provider's format
             logger.exception(
                 "provider adapter crashed on a callback",
                 extra={"action": "callback_crashed", "channel": channel},
             )
             self._count(channel, "refused", "adapter_error")
-            return _respond(provider.reply(Outcome.REFUSED_MALFORMED, "malformed"))
+            return provider.reply(Outcome.REFUSED_MALFORMED, "malformed")
         record = IntakeRecord(
             channel=channel,
             received_at=raw.received_at,
             headers=dict(raw.headers),
-            body=body,
+            body=raw.body,
             notification_id=parsed.notification_id,
             drafts=parsed.events,
         )
@@ -165,14 +199,14 @@ class InboundEndpoint:
                 extra={"action": "callback_storage_unavailable", "channel": channel},
             )
             self._count(channel, "error", "storage_unavailable")
-            return _respond(provider.reply(Outcome.STORAGE_UNAVAILABLE, "try again later"))
+            return provider.reply(Outcome.STORAGE_UNAVAILABLE, "try again later")
         except Exception:  # never answer success by accident, never a bare 500 page
             logger.exception(
                 "intake transaction failed",
                 extra={"action": "callback_crashed", "channel": channel},
             )
             self._count(channel, "error", "storage_error")
-            return _respond(provider.reply(Outcome.STORAGE_UNAVAILABLE, "try again later"))
+            return provider.reply(Outcome.STORAGE_UNAVAILABLE, "try again later")
         outcome_label = "duplicate" if result.is_duplicate else "accepted"
         self._count(channel, outcome_label, "")
         for event_type in result.new_event_types:
@@ -187,4 +221,4 @@ class InboundEndpoint:
                 "event_ids": list(result.event_ids),
             },
         )
-        return _respond(provider.reply(Outcome.ACCEPTED))
+        return provider.reply(Outcome.ACCEPTED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from payhook.errors import NotificationError
@@ -12,8 +13,19 @@ __all__ = ["BEIJING", "parse_beijing", "parse_rfc3339", "to_rfc3339"]
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
+# The shape Alipay sends nearly always (``yyyy-MM-dd HH:mm:ss``): read without strptime,
+# which costs several times more on the callback path.
+_PLAIN = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})\Z")
+
+
 def parse_beijing(text: str, *, field: str) -> datetime:
     """Parse ``yyyy-MM-dd HH:mm:ss[.fff]`` or ``yyyyMMddHHmmss`` in Beijing time."""
+    plain = _PLAIN.match(text) if isinstance(text, str) else None
+    if plain is not None:
+        try:
+            return datetime(*map(int, plain.groups()), tzinfo=BEIJING)  # type: ignore[misc]
+        except ValueError:  # e.g. month 13: not a time
+            raise NotificationError(f"{field} is not a valid time", reason="bad_time") from None
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y%m%d%H%M%S"):
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=BEIJING)
