@@ -20,10 +20,11 @@ _PLAIN = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0
 
 def parse_beijing(text: str, *, field: str) -> datetime:
     """Parse ``yyyy-MM-dd HH:mm:ss[.fff]`` or ``yyyyMMddHHmmss`` in Beijing time."""
-    plain = _PLAIN.match(text) if isinstance(text, str) else None
+    plain = _PLAIN.match(text)
     if plain is not None:
+        year, month, day, hour, minute, second = map(int, plain.groups())
         try:
-            return datetime(*map(int, plain.groups()), tzinfo=BEIJING)  # type: ignore[misc]
+            return datetime(year, month, day, hour, minute, second, tzinfo=BEIJING)
         except ValueError:  # e.g. month 13: not a time
             raise NotificationError(f"{field} is not a valid time", reason="bad_time") from None
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y%m%d%H%M%S"):
