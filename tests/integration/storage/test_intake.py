@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -242,3 +243,44 @@ async def test_group_commit_isolates_a_failing_job(sqlite_database_url: str) -> 
         assert channels == ["c0", "c1", "c2", "c3", "c4"]
     finally:
         await store.close()
+
+
+async def test_group_commit_waits_only_when_callbacks_arrive_together(
+    sqlite_database_url: str,
+) -> None:
+    """The commit delay applies after a group of several jobs, never to a lone callback."""
+    from payhook.storage._intake import SqliteWriter
+
+    db = sqlite_database_url.removeprefix("sqlite+aiosqlite:///")
+    sleeps: list[float] = []
+    writer = SqliteWriter(db, commit_delay_s=0.004, sleep=sleeps.append)
+    writer.start()
+    gate = threading.Event()
+
+    def job(n: int):  # type: ignore[no-untyped-def]
+        return lambda _conn: n
+
+    def blocked(_conn):  # type: ignore[no-untyped-def]
+        gate.wait(10)
+        return 0
+
+    try:
+        assert await writer.run(job(1)) == 1  # alone: no delay, and none for the next one
+        assert await writer.run(job(2)) == 2
+        assert sleeps == []
+        # Three jobs queue up while the writer is busy: they become one group.
+        first = asyncio.ensure_future(writer.run(blocked))
+        await asyncio.sleep(0.05)
+        group = [asyncio.ensure_future(writer.run(job(n))) for n in (3, 4, 5)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await first == 0
+        assert await asyncio.gather(*group) == [3, 4, 5]
+        assert sleeps == []  # the group itself was not delayed: its predecessor was alone
+        assert await writer.run(job(6)) == 6  # after a group of three: one delay
+        assert sleeps == [0.004]
+        assert await writer.run(job(7)) == 7  # after a lone job: none
+        assert sleeps == [0.004]
+    finally:
+        gate.set()
+        writer.close()
