@@ -126,7 +126,7 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
         )
     )
     click.echo(f"payhook {__version__} listening on http://{host}:{port}", err=True)
-    asyncio.run(server.serve())
+    server.run()  # on uvloop when it is installed (uvicorn's loop="auto")
     if not server.started:
         _fail(f"could not start the server on {host}:{port}")
 
@@ -140,7 +140,17 @@ def worker(config: str | None) -> None:
 
     settings = _settings(config)
     hook = PayHook(settings, run_dispatcher=False, migrate=False)
-    asyncio.run(_run_worker(hook))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_run_worker(hook))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (it comes with uvicorn[standard]), as serve uses."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _run_worker(hook: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -71,6 +72,7 @@ class InboundEndpoint:
         self._clock = clock
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
+        self._children: dict[tuple[str, str, str], Any] = {}
 
     async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
         length = headers.get("content-length")
@@ -109,7 +111,13 @@ class InboundEndpoint:
             self._count(raw.channel, "audit_dropped", reason)
 
     def _count(self, channel: str, outcome: str, reason: str) -> None:
-        self._metrics.callbacks.labels(channel, outcome, reason).inc()
+        # The label sets are few (configured channels x outcomes x reason codes): their
+        # children are looked up once, not on every callback.
+        key = (channel, outcome, reason)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._metrics.callbacks.labels(*key)
+        child.inc()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         channel = scope["path_params"]["channel"]

@@ -113,6 +113,14 @@ def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
+class _GroupConnection(sqlite3.Connection):
+    """The writer's connection; ``group`` holds what the jobs of one group transaction may
+    share (read inside it, so no other connection can change it meanwhile: the group holds
+    the write lock from BEGIN IMMEDIATE to COMMIT)."""
+
+    group: dict[str, Any]
+
+
 class SqliteWriter:
     """A thread that owns the only SQLite write connection and commits jobs in groups.
 
@@ -167,7 +175,9 @@ class SqliteWriter:
         return await future
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, factory=_GroupConnection
+        )
         for pragma in SQLITE_PRAGMAS:
             conn.execute(pragma)
         conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
@@ -232,6 +242,8 @@ class SqliteWriter:
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         results: list[tuple[_Job, bool, Any]] = []
         conn.execute("BEGIN IMMEDIATE")
+        if isinstance(conn, _GroupConnection):
+            conn.group = {}
         try:
             for job in batch:
                 results.append((job, True, job.fn(conn)))
@@ -280,6 +292,18 @@ _SQLITE_INSERT_NOTIFICATION = (
 )
 
 
+def _sqlite_subscriptions(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
+    # Read once per group transaction (see _GroupConnection), not once per callback.
+    group = getattr(conn, "group", None)
+    if group is not None and "subscriptions" in group:
+        cached: list[tuple[str, list[str]]] = group["subscriptions"]
+        return cached
+    subs = [(row[0], json.loads(row[1])) for row in conn.execute(_SQLITE_SUBS)]
+    if group is not None:
+        group["subscriptions"] = subs
+    return subs
+
+
 def sqlite_record(
     record: IntakeRecord, now: datetime
 ) -> Callable[[sqlite3.Connection], IntakeResult]:
@@ -322,7 +346,7 @@ def sqlite_record(
             new_ids.append(event_id)
             new_types.append(str(draft.type))
             if subs is None:
-                subs = [(row[0], json.loads(row[1])) for row in conn.execute(_SQLITE_SUBS)]
+                subs = _sqlite_subscriptions(conn)
             for sub_id, filters in subs:
                 if filter_matches(filters, str(draft.type)):
                     conn.execute(

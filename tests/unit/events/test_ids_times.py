@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from unittest import mock
 
 import pytest
+from hypothesis import given, strategies as st
 
 from payhook.errors import NotificationError
 from payhook.events import new_id, parse_beijing, parse_rfc3339, to_rfc3339
 from payhook.events._filters import filter_matches, validate_filter
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 def test_ids_sort_by_time() -> None:
@@ -17,6 +21,15 @@ def test_ids_sort_by_time() -> None:
     assert ids == sorted(ids)
     assert all(i.startswith("evt_") and len(i) == 30 for i in ids)
     assert len({new_id("evt", now_ms=5) for _ in range(100)}) == 100
+
+
+@given(st.integers(0, 2**48 - 1), st.binary(min_size=10, max_size=10))
+def test_id_is_crockford_base32_of_time_and_randomness(ms: int, random_part: bytes) -> None:
+    """The id is the 26 Crockford base32 digits of (48-bit ms << 80 | 80 random bits)."""
+    value = (ms << 80) | int.from_bytes(random_part, "big")
+    digits = "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+    with mock.patch("payhook.events._ids.os.urandom", return_value=random_part):
+        assert new_id("evt", now_ms=ms) == f"evt_{digits}"
 
 
 def test_beijing_time_to_rfc3339() -> None:
