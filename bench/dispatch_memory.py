@@ -7,9 +7,10 @@ Command (from the repository root; PostgreSQL at 127.0.0.1:5432, user postgres):
 
 The worker is a separate process (``python bench/dispatch_memory.py --worker URL``: one
 dispatcher in ``run()`` mode, as ``payhook worker`` runs it, concurrency 64, LISTEN on
-PostgreSQL, poll interval 0.2 s) pinned to core 1; it delivers to a local 204 sink (another
-process) pinned with PostgreSQL to core 0. This process only seeds the outbox (in chunks of
-``--chunk``, so seeding never holds more than one chunk) and reads the worker's ``VmRSS``
+PostgreSQL, poll interval 0.2 s, the same garbage-collector settings) pinned to core 1; it
+delivers to a local 204 sink (another process) pinned with PostgreSQL to core 0. This
+process only seeds the outbox (in chunks of ``--chunk``, so seeding never holds more than
+one chunk) and reads the worker's ``VmRSS``
 from ``/proc``: once after ``--first`` deliveries have succeeded, then after each chunk up
 to ``--total``. The figure is the ratio of the last reading to the first.
 """
@@ -155,6 +156,9 @@ def main() -> None:
     parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        from payhook._runtime import prepare_long_running_process
+
+        prepare_long_running_process()  # as payhook worker does
         run(worker(args.worker))
         return
     pin_self(0)

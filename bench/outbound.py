@@ -20,10 +20,11 @@ The process under test is pinned to core 1; the sink (raw ASGI under uvicorn, uv
 httptools) and PostgreSQL to core 0. Reports deliveries/s, client CPU µs per delivery and
 the ratio dispatcher/bare of the same round; the median over rounds is the figure.
 
-``--gc-freeze``: ``gc.collect(); gc.freeze()`` before each dispatcher round, so the
-collector no longer walks the objects that exist once the process has started (what a
-long-running worker process can do after start-up); shows how much of the gap is the
-cyclic garbage collector.
+Garbage collector: ``payhook worker`` (and ``serve``) call
+``payhook._runtime.prepare_long_running_process()`` once set up: ``gc.freeze()`` and higher
+collection thresholds (``GC_THRESHOLDS``). The benchmark runs the whole process with those
+thresholds and freezes before *each* timed run, bare and dispatcher alike (the seeded bodies
+are frozen for both); ``--no-gc-freeze`` measures both with CPython's defaults instead.
 
 ``--latency N``: an idle dispatcher (``run()``, LISTEN on, poll interval 1 s) and an
 in-process aiohttp subscriber; N times, one event + delivery is committed with
@@ -62,6 +63,7 @@ from bench._outbound_common import (
     sink,
 )
 
+from payhook._runtime import GC_THRESHOLDS
 from payhook.dispatch import Dispatcher, RetryPolicy, build_headers
 from payhook.events import new_id
 from payhook.signing import parse_secret
@@ -171,7 +173,7 @@ async def dispatcher_round(
     engine: Any, n: int, concurrency: int, *, gc_freeze: bool = False
 ) -> tuple[float, float, int]:
     """Run the dispatcher over n due deliveries; returns (per second, CPU µs, count)."""
-    if gc_freeze:  # what a worker process may do once started (see --gc-freeze)
+    if gc_freeze:  # as payhook worker does once started
         gc.collect()
         gc.freeze()
     dispatcher = Dispatcher(
@@ -202,7 +204,12 @@ async def throughput(args: argparse.Namespace, url: str, sink_url: str) -> None:
     try:
         for round_no in range(1, args.rounds + 1):
             pairs = await seed(engine, args.deliveries, sink_url)
+            if args.gc_freeze:
+                gc.collect()
+                gc.freeze()
             b = await bare(sink_url, pairs, args.concurrency)
+            if args.gc_freeze:
+                gc.unfreeze()
             d_rate, d_cpu, _ = await dispatcher_round(
                 engine, args.deliveries, args.concurrency, gc_freeze=args.gc_freeze
             )
@@ -322,11 +329,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=int, default=0, help="measure latency over N events")
     parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="gc.freeze() before the dispatcher runs, as a worker process can do once started",
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="CPython's garbage collector defaults instead of payhook worker's settings",
     )
     args = parser.parse_args()
+    if args.gc_freeze:  # the worker's settings, for both sides of the comparison
+        gc.set_threshold(*GC_THRESHOLDS)
 
     async def go() -> None:
         if args.database == "postgresql":

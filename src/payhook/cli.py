@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
+from payhook._runtime import prepare_long_running_process
 from payhook._version import __version__
 from payhook.config import (
     AlipayChannel,
@@ -126,6 +127,7 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
         )
     )
     click.echo(f"payhook {__version__} listening on http://{host}:{port}", err=True)
+    prepare_long_running_process()
     server.run()  # on uvloop when it is installed (uvicorn's loop="auto")
     if not server.started:
         _fail(f"could not start the server on {host}:{port}")
@@ -140,6 +142,7 @@ def worker(config: str | None) -> None:
 
     settings = _settings(config)
     hook = PayHook(settings, run_dispatcher=False, migrate=False)
+    prepare_long_running_process()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(_run_worker(hook))
 

@@ -159,6 +159,7 @@ def _delivery_columns() -> Select[Any]:
         deliveries.c.subscription_id,
         deliveries.c.status,
         deliveries.c.claim_token,
+        deliveries.c.lease_until,
         deliveries.c.attempt_count,
         deliveries.c.next_attempt_at,
         deliveries.c.created_at,
@@ -214,8 +215,10 @@ async def _views(
             subscription_id=row.subscription_id,
             status=row.status,
             attempt_count=row.attempt_count,
-            # A worker's live claim pushes next_attempt_at to the lease expiry (see _outbox).
-            in_flight=row.claim_token is not None and row.next_attempt_at > now,
+            # A worker's live claim: its lease has not run out (see _outbox).
+            in_flight=row.claim_token is not None
+            and row.lease_until is not None
+            and row.lease_until > now,
             next_attempt_at=row.next_attempt_at,
             created_at=row.created_at,
             updated_at=row.updated_at,

@@ -1,11 +1,12 @@
 """The outbox as the dispatcher sees it: claim due deliveries, finish them, release them.
 
-A claim is one short transaction: it picks due rows (``status`` pending/failed and
-``next_attempt_at <= now``), gives them a fresh random ``claim_token`` and pushes
-``next_attempt_at`` to the lease expiry, so a crashed worker's rows become due again by
-themselves. PostgreSQL uses ``FOR UPDATE SKIP LOCKED`` so concurrent workers never take
-the same row; SQLite runs the claim as one ``UPDATE … WHERE id IN (SELECT …) RETURNING``,
-atomic under the database write lock. Finishing (batched) only touches rows whose token
+A claim is one short transaction: it picks due rows (``status`` pending/failed,
+``next_attempt_at <= now`` and no live lease), gives them a fresh random ``claim_token``
+and sets ``lease_until``, so a crashed worker's rows become due again by themselves. The
+claim changes no indexed column (a HOT update on PostgreSQL). PostgreSQL uses
+``FOR UPDATE SKIP LOCKED`` so concurrent workers never take the same row; SQLite runs the
+claim as one ``UPDATE … WHERE id IN (SELECT …) RETURNING``, atomic under the database write
+lock. Finishing (batched) only touches rows whose token
 still matches, so a worker that lost its lease cannot overwrite a newer claim.
 No connection is held between a claim and its completion.
 """
@@ -218,7 +219,8 @@ async def complete(
 
 
 async def release(engine: AsyncEngine, claims: Sequence[tuple[str, str]], *, now: datetime) -> int:
-    """Give back claimed rows without an attempt (graceful stop): they are due at ``now``.
+    """Give back claimed rows without an attempt (graceful stop): they are due again at once
+    (their ``next_attempt_at`` had come when they were claimed).
 
     Args:
         claims: ``(delivery_id, claim_token)`` pairs; rows claimed since by someone
@@ -235,7 +237,7 @@ async def release(engine: AsyncEngine, claims: Sequence[tuple[str, str]], *, now
             deliveries.c.id == bindparam("b_id"),
             deliveries.c.claim_token == bindparam("b_token"),
         )
-        .values(claim_token=None, claimed_at=None, next_attempt_at=now)
+        .values(claim_token=None, claimed_at=None, lease_until=None, updated_at=now)
     )
     count = 0
     async with write_tx(engine) as conn:
@@ -247,11 +249,15 @@ async def release(engine: AsyncEngine, claims: Sequence[tuple[str, str]], *, now
 
 async def next_due_at(engine: AsyncEngine) -> datetime | None:
     """When the earliest pending or failed delivery (or lease) falls due, if any."""
+    due = deliveries.c.next_attempt_at
+    lease = func.coalesce(deliveries.c.lease_until, due)
+    # A claimed row falls due when its lease runs out, if that is later.
+    later = (
+        func.greatest(due, lease) if engine.dialect.name == "postgresql" else func.max(due, lease)
+    )
     async with read_tx(engine) as conn:
         value = await conn.scalar(
-            select(func.min(deliveries.c.next_attempt_at)).where(
-                deliveries.c.status.in_(("pending", "failed"))
-            )
+            select(func.min(later)).where(deliveries.c.status.in_(("pending", "failed")))
         )
     if value is None:
         return None

@@ -104,6 +104,11 @@ class Delivery:
         }
 
 
+def _leased(row: Any, now: datetime) -> bool:
+    """Whether a worker holds the delivery right now (a live claim)."""
+    return row.claim_token is not None and row.lease_until is not None and row.lease_until > now
+
+
 def _query() -> Select[Any]:
     return select(deliveries, subscriptions.c.name.label("subscription_name")).join(
         subscriptions, subscriptions.c.id == deliveries.c.subscription_id
@@ -145,7 +150,7 @@ def _delivery(row: Any, now: datetime, found: dict[str, list[Attempt]]) -> Deliv
         last_attempt_at=row.last_attempt_at,
         last_status_code=row.last_status_code,
         last_error=row.last_error,
-        in_flight=row.claim_token is not None and row.next_attempt_at > now,
+        in_flight=_leased(row, now),
         attempts=tuple(found.get(row.id, ())),
     )
 
@@ -245,12 +250,13 @@ async def retry_delivery(
         row = (await conn.execute(_query().where(deliveries.c.id == delivery_id))).first()
         if row is None:
             raise NotFoundError(f"no delivery {delivery_id!r}")
-        if row.claim_token is not None and row.next_attempt_at > now:
+        if _leased(row, now):
             raise ConflictError("the delivery is being sent right now", reason="in_flight")
         values: dict[str, Any] = {
             "next_attempt_at": now,
             "claim_token": None,
             "claimed_at": None,
+            "lease_until": None,
             "updated_at": now,
         }
         if row.status in ("dead", "succeeded"):
@@ -374,6 +380,7 @@ async def recover_dead(
                 next_attempt_at=now,
                 claim_token=None,
                 claimed_at=None,
+                lease_until=None,
                 updated_at=now,
             )
         )

@@ -22,7 +22,11 @@ __all__ = [
     "SQLITE_FINISH",
 ]
 
-_DUE = "d.status IN ('pending', 'failed') AND d.next_attempt_at <= :now"
+# Due, and not held by a live claim (a lease that ran out frees the row by itself).
+_DUE = (
+    "d.status IN ('pending', 'failed') AND d.next_attempt_at <= :now "
+    "AND (d.lease_until IS NULL OR d.lease_until <= :now)"
+)
 
 
 def _numbered(sql: str, names: tuple[str, ...]) -> str:
@@ -60,7 +64,7 @@ WITH cand AS (
     WHERE r.rn <= COALESCE(c.rem, :cap)
 )
 UPDATE payhook_deliveries AS d
-SET claim_token = :token, claimed_at = :now, next_attempt_at = :lease_until
+SET claim_token = :token, claimed_at = :now, lease_until = :lease_until
 FROM picked AS p, payhook_events AS e, payhook_subscriptions AS s
 WHERE d.id = p.id AND e.id = d.event_id AND s.id = d.subscription_id
 RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count,
@@ -81,7 +85,7 @@ WITH v AS (
     SET status = v.status, attempt_count = d.attempt_count + 1,
         next_attempt_at = v.next_attempt_at, last_attempt_at = v.attempted_at,
         last_status_code = v.status_code, last_error = v.error, updated_at = $2,
-        claim_token = NULL, claimed_at = NULL
+        claim_token = NULL, claimed_at = NULL, lease_until = NULL
     FROM v
     WHERE d.id = v.id AND d.claim_token = v.token
     RETURNING d.id
@@ -104,7 +108,7 @@ SELECT id FROM done
 
 SQLITE_CLAIM: LiteralString = f"""
 UPDATE payhook_deliveries
-SET claim_token = :token, claimed_at = :now, next_attempt_at = :lease_until
+SET claim_token = :token, claimed_at = :now, lease_until = :lease_until
 WHERE id IN (
     SELECT r.id FROM (
         SELECT c.id, c.subscription_id,
@@ -157,7 +161,7 @@ UPDATE payhook_deliveries
 SET status = v.status, attempt_count = payhook_deliveries.attempt_count + 1,
     next_attempt_at = v.next_attempt_at, last_attempt_at = v.attempted_at,
     last_status_code = v.status_code, last_error = v.error, updated_at = :now,
-    claim_token = NULL, claimed_at = NULL
+    claim_token = NULL, claimed_at = NULL, lease_until = NULL
 FROM {_SQLITE_ROWS}
 WHERE payhook_deliveries.id = v.id AND payhook_deliveries.claim_token = v.token
 RETURNING payhook_deliveries.id

@@ -1,8 +1,10 @@
 """Run one dispatcher in its own process, for the crash and multi-worker tests.
 
 Usage: ``python -m tests.integration.dispatch._worker_main DATABASE_URL [options]``.
-SIGTERM stops it gracefully; it prints ``attempts=<n>`` on the way out. The lead will
-switch these tests to the ``payhook worker`` command once it exists.
+SIGTERM stops it gracefully; it prints ``attempts=<n>`` on the way out. These tests need a
+lease margin of a second or two, which ``payhook worker`` does not expose (its lease is
+``request_timeout`` + 30 s); the real command is killed with SIGKILL in
+``tests/faults/test_crash.py`` and drains a backlog in ``tests/e2e``.
 """
 
 from __future__ import annotations

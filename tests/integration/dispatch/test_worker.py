@@ -16,7 +16,7 @@ from payhook._clock import SystemClock
 from payhook.dispatch import Dispatcher, RetryPolicy
 from payhook.events import Event
 from payhook.storage._engine import create_engine
-from payhook.storage._outbox import Completion, claim_due, complete
+from payhook.storage._outbox import Completion, claim_due, complete, next_due_at, release
 from payhook.storage._signal import OutboxSignal
 from payhook.testing import FakeClock
 from tests.integration.dispatch._seed import (
@@ -196,6 +196,24 @@ async def test_expired_lease_is_claimed_again(engine: AsyncEngine, subscriber: S
     assert await dispatcher.run_until_idle() == 3
     rows = await delivery_rows(engine)
     assert {rows[d].status for d in seeded.delivery_ids} == {"succeeded"}
+
+
+async def test_a_live_lease_sets_when_the_row_is_next_due(
+    engine: AsyncEngine, subscriber: Subscriber
+) -> None:
+    """An idle worker waits for a claimed row's lease, not for its (past) due time."""
+    clock = FakeClock()
+    sub = await add_subscription(
+        engine, name="orders", url=subscriber.url("orders"), now=clock.now()
+    )
+    await seed_events(engine, 1, subscription_ids=[sub], now=clock.now())
+    assert await next_due_at(engine) == clock.now()
+    [claimed] = await claim_due(
+        engine, now=clock.now(), limit=1, lease_s=40.0, per_subscription_cap=1
+    )
+    assert await next_due_at(engine) == claimed.lease_until == clock.now() + timedelta(seconds=40)
+    assert await release(engine, [(claimed.id, claimed.claim_token)], now=clock.now()) == 1
+    assert await next_due_at(engine) == clock.now()
 
 
 async def test_claim_token_fences_a_worker_that_lost_its_lease(engine: AsyncEngine) -> None:
