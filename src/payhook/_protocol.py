@@ -37,21 +37,36 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._raw_header_bytes = 0
         self._parsed_header_bytes = 0
+        self._deadline: float | None = None
         self._read_timer: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm()
 
+    # One timer per connection, re-armed lazily: a request sets its deadline, finishing it
+    # clears the deadline, and the timer (created only when none is pending) checks what
+    # the deadline is when it fires. No timer is created or cancelled per request.
+
     def _arm(self) -> None:
-        if self._read_timer is None:
-            self._read_timer = self.loop.call_later(self.read_timeout_s, self._read_timed_out)
+        if self._deadline is None:
+            self._deadline = self.loop.time() + self.read_timeout_s
+            if self._read_timer is None:
+                self._read_timer = self.loop.call_at(self._deadline, self._check_deadline)
 
     def _disarm(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self._deadline = None
+
+    def _check_deadline(self) -> None:
+        self._read_timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return  # no request under way: the timer lapses
+        if self.loop.time() < deadline:  # a later request: wait for its own deadline
+            self._read_timer = self.loop.call_at(deadline, self._check_deadline)
+            return
+        self._read_timed_out()
 
     def _read_timed_out(self) -> None:
-        self._read_timer = None
+        self._deadline = None
         if self.transport.is_closing():
             return
         cycle = getattr(self, "cycle", None)  # unset until the first request's headers
@@ -88,17 +103,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm()
 
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        self._parsed_header_bytes += len(url)
+        if self._parsed_header_bytes > self.max_header_bytes:
+            raise _HeadersTooLarge
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
-
-    def _count(self, n: int) -> None:
-        self._parsed_header_bytes += n
+        self._parsed_header_bytes += len(name) + len(value) + 4
         if self._parsed_header_bytes > self.max_header_bytes:
             raise _HeadersTooLarge
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
@@ -115,5 +129,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._raw_header_bytes = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline = None
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
         super().connection_lost(exc)
