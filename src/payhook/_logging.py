@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -112,7 +113,9 @@ class _BufferedHandler(logging.StreamHandler[TextIO]):
     def _flush_often(self) -> None:
         while True:
             time.sleep(FLUSH_INTERVAL_S)
-            self.flush()
+            # stderr closed or broken: keep serving; its lines cannot be written anyway.
+            with contextlib.suppress(OSError, ValueError):
+                self.flush()
 
 
 def _stderr_handler() -> logging.Handler:

@@ -26,7 +26,7 @@ from payhook.storage._admin_views import (
     decode_cursor,
     encode_cursor,
 )
-from payhook.storage._outbox_admin import DELIVERY_STATUSES, dead_since
+from payhook.storage._outbox_admin import DELIVERY_STATUSES, dead_since, is_leased
 from payhook.storage._tables import attempts, deliveries, events, subscriptions
 from payhook.storage._txn import read_tx
 
@@ -215,10 +215,7 @@ async def _views(
             subscription_id=row.subscription_id,
             status=row.status,
             attempt_count=row.attempt_count,
-            # A worker's live claim: its lease has not run out (see _outbox).
-            in_flight=row.claim_token is not None
-            and row.lease_until is not None
-            and row.lease_until > now,
+            in_flight=is_leased(row, now),
             next_attempt_at=row.next_attempt_at,
             created_at=row.created_at,
             updated_at=row.updated_at,

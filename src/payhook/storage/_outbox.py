@@ -6,8 +6,8 @@ and sets ``lease_until``, so a crashed worker's rows become due again by themsel
 claim changes no indexed column (a HOT update on PostgreSQL). PostgreSQL uses
 ``FOR UPDATE SKIP LOCKED`` so concurrent workers never take the same row; SQLite runs the
 claim as one ``UPDATE … WHERE id IN (SELECT …) RETURNING``, atomic under the database write
-lock. Finishing (batched) only touches rows whose token
-still matches, so a worker that lost its lease cannot overwrite a newer claim.
+lock. Finishing (batched) only touches rows whose token still matches, so a worker that lost
+its lease cannot overwrite a newer claim.
 No connection is held between a claim and its completion.
 """
 

@@ -24,6 +24,7 @@ __all__ = [
     "Delivery",
     "dead_since",
     "get_delivery",
+    "is_leased",
     "list_deliveries",
     "recover_dead",
     "replay_event",
@@ -104,8 +105,9 @@ class Delivery:
         }
 
 
-def _leased(row: Any, now: datetime) -> bool:
-    """Whether a worker holds the delivery right now (a live claim)."""
+def is_leased(row: Any, now: datetime) -> bool:
+    """Whether a worker holds the delivery right now (a live claim: its lease has not run
+    out). ``row`` has ``claim_token`` and ``lease_until``."""
     return row.claim_token is not None and row.lease_until is not None and row.lease_until > now
 
 
@@ -150,7 +152,7 @@ def _delivery(row: Any, now: datetime, found: dict[str, list[Attempt]]) -> Deliv
         last_attempt_at=row.last_attempt_at,
         last_status_code=row.last_status_code,
         last_error=row.last_error,
-        in_flight=_leased(row, now),
+        in_flight=is_leased(row, now),
         attempts=tuple(found.get(row.id, ())),
     )
 
@@ -250,7 +252,7 @@ async def retry_delivery(
         row = (await conn.execute(_query().where(deliveries.c.id == delivery_id))).first()
         if row is None:
             raise NotFoundError(f"no delivery {delivery_id!r}")
-        if _leased(row, now):
+        if is_leased(row, now):
             raise ConflictError("the delivery is being sent right now", reason="in_flight")
         values: dict[str, Any] = {
             "next_attempt_at": now,

@@ -167,14 +167,14 @@ deliveries = Table(
     Column("next_attempt_at", _TS, nullable=False),
     Column("claim_token", String(32), nullable=True),
     Column("claimed_at", _TS, nullable=True),
-    # A claim holds the row until lease_until; then it is due again by itself (a crashed
-    # worker's rows). No index names it, and the claim touches no indexed column, so on
-    # PostgreSQL the claim is a HOT update (with the table's fillfactor leaving room).
     Column("created_at", _TS, nullable=False),
     Column("updated_at", _TS, nullable=False),
     Column("last_attempt_at", _TS, nullable=True),
     Column("last_status_code", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
+    # A claim holds the row until lease_until; then it is due again by itself (a crashed
+    # worker's rows). No index names it, and the claim touches no indexed column, so on
+    # PostgreSQL the claim is a HOT update (with the table's fillfactor leaving room).
     Column("lease_until", _TS, nullable=True),
     Index(
         "ix_payhook_deliveries_due",
