@@ -26,7 +26,9 @@ class EventDraft:
 
     For Alipay refunds ``refund_amount`` is left ``None`` with ``refunded_total`` set to the
     cumulative ``refund_fee``: the store fills in this refund's share from what it already
-    recorded for the trade.
+    recorded for the trade. ``refund_scope`` is then the prefix that begins the key of every
+    refund event of that trade (and no other key), so the store can find them by a range of
+    the unique key index.
     """
 
     type: EventType
@@ -44,6 +46,7 @@ class EventDraft:
     refunded_total: int | None = None
     status: str | None = None
     provider_event_type: str | None = None
+    refund_scope: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -73,7 +76,12 @@ def render_event(draft: EventDraft, *, event_id: str, channel: str, created_at: 
         "created_at": to_rfc3339(created_at),
         "data": data,
     }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _encode(body).encode()
+
+
+# What json.dumps(body, ensure_ascii=False, separators=(",", ":")) does, without building
+# an encoder per call (the body is plain dicts, strings and ints: no cycles to check).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
 class EventData(BaseModel):

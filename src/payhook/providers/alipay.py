@@ -239,14 +239,16 @@ def _trade_events(
         # refund's share from what it already recorded (contract §5).
         refunded_total = parse_amount(_required(fields, "refund_fee"), field="refund_fee")
         refund_id = _required(fields, "out_biz_no")
+        scope = f"{prefix}:refund:"
         events.append(
             replace(
                 paid,
                 type=EventType.REFUND_SUCCEEDED,
-                key=f"{prefix}:refund:{refund_id}:{refunded_total}",
+                key=f"{scope}{refund_id}:{refunded_total}",
                 refund_id=refund_id,
                 refunded_total=refunded_total,
                 refund_amount=None,
+                refund_scope=scope,
             )
         )
     elif status in _PAID_STATUSES:

@@ -273,10 +273,28 @@ class SqliteWriter:
 
 _SQLITE_SUBS = "SELECT id, events FROM payhook_subscriptions WHERE enabled = 1"
 _SQLITE_FIND = "SELECT id FROM payhook_events WHERE event_key = ?"
+# The trade's earlier refunds by a range of the unique event_key index (SQLite compares
+# text bytewise): every key that starts with the scope lies in [scope, scope + 1 char).
+# SQLite has no index on (provider, merchant_id, transaction_id): see migration 0003.
+# "+type" keeps the planner off ix_payhook_events_type (every refund of every trade).
 _SQLITE_PREV_REFUND = (
+    "SELECT MAX(refunded_total) FROM payhook_events WHERE event_key >= ? AND event_key < ? "
+    "AND provider = ? AND merchant_id = ? AND transaction_id = ? "
+    "AND +type = 'payment.refund.succeeded' AND refunded_total < ?"
+)
+
+# A draft without a scope (no adapter makes one today) is still answered, by a scan.
+_SQLITE_PREV_REFUND_SCAN = (
     "SELECT MAX(refunded_total) FROM payhook_events WHERE provider = ? AND merchant_id = ? "
     "AND transaction_id = ? AND type = 'payment.refund.succeeded' AND refunded_total < ?"
 )
+
+
+def _key_range(scope: str) -> tuple[str, str]:
+    """The half-open range of keys that start with ``scope`` (bytewise order)."""
+    return scope, scope[:-1] + chr(ord(scope[-1]) + 1)
+
+
 _SQLITE_INSERT_EVENT = (
     "INSERT INTO payhook_events (id, event_key, type, channel, provider, merchant_id, order_id, "
     "transaction_id, refund_id, refunded_total, created_at, body) "
@@ -323,9 +341,13 @@ def sqlite_record(
                 if found is not None:
                     event_ids.append(found[0])
                     continue
-                prev = conn.execute(
-                    _SQLITE_PREV_REFUND,
-                    (draft.provider, draft.merchant_id, draft.transaction_id, draft.refunded_total),
+                trade = (
+                    draft.provider, draft.merchant_id, draft.transaction_id, draft.refunded_total
+                )  # fmt: skip
+                prev = (
+                    conn.execute(_SQLITE_PREV_REFUND, (*_key_range(draft.refund_scope), *trade))
+                    if draft.refund_scope
+                    else conn.execute(_SQLITE_PREV_REFUND_SCAN, trade)
                 ).fetchone()
                 draft = _with_share(draft, prev[0] if prev else None)
             event_id = new_id("evt", now_ms=now_ms)

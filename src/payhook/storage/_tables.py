@@ -125,7 +125,10 @@ events = Table(
     Column("body", LargeBinary, nullable=False),  # the exact JSON bytes subscribers receive
     Index("ix_payhook_events_order_id", "order_id"),
     Index("ix_payhook_events_type", "type"),
-    Index("ix_payhook_events_trade", "provider", "merchant_id", "transaction_id"),
+    # PostgreSQL only (migration 0003): SQLite finds a trade's refunds by event_key range.
+    Index("ix_payhook_events_trade", "provider", "merchant_id", "transaction_id").ddl_if(
+        dialect="postgresql"
+    ),
 )
 
 subscriptions = Table(

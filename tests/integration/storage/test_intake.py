@@ -36,17 +36,21 @@ def paid(key: str = "alipay:app:T1:payment.order.paid") -> EventDraft:
     )
 
 
-def refund(cumulative: int, refund_id: str) -> EventDraft:
+def refund(
+    cumulative: int, refund_id: str, *, trade: str = "T1", scoped: bool = True
+) -> EventDraft:
+    scope = f"alipay:app:{trade}:refund:"
     return EventDraft(
         type=EventType.REFUND_SUCCEEDED,
-        key=f"alipay:app:T1:refund:{refund_id}:{cumulative}",
+        key=f"{scope}{refund_id}:{cumulative}",
         provider="alipay",
         merchant_id="app",
         order_id="ORDER-1",
-        transaction_id="T1",
+        transaction_id=trade,
         amount=8888,
         refund_id=refund_id,
         refunded_total=cumulative,
+        refund_scope=scope if scoped else None,
     )
 
 
@@ -143,11 +147,15 @@ async def test_concurrent_copies(store: Store) -> None:
     assert await count(store, notifications) == 20
 
 
-async def test_alipay_refund_share(store: Store) -> None:
-    """Refund amounts are the increase of Alipay's cumulative refund_fee over what was recorded."""
-    first = await store.record(record(refund(1000, "R1")))
-    again = await store.record(record(refund(1000, "R1")))
-    second = await store.record(record(refund(3000, "R2")))
+@pytest.mark.parametrize("scoped", [True, False], ids=["key-range", "scan"])
+async def test_alipay_refund_share(store: Store, scoped: bool) -> None:
+    """Refund amounts are the increase of Alipay's cumulative refund_fee over what was
+    recorded for the same trade (found by key range, or by a scan for a draft without a
+    scope); a trade whose number extends this one's is another trade."""
+    await store.record(record(refund(2500, "X1", trade="T10", scoped=scoped)))
+    first = await store.record(record(refund(1000, "R1", scoped=scoped)))
+    again = await store.record(record(refund(1000, "R1", scoped=scoped)))
+    second = await store.record(record(refund(3000, "R2", scoped=scoped)))
     assert again.is_duplicate
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(events.c.id, events.c.body).order_by(events.c.id))).all()
@@ -156,6 +164,34 @@ async def test_alipay_refund_share(store: Store) -> None:
     assert bodies[first.event_ids[0]]["refunded_total"] == 1000
     assert bodies[second.event_ids[0]]["refund_amount"] == 2000
     assert bodies[second.event_ids[0]]["refunded_total"] == 3000
+
+
+def test_sqlite_refund_lookup_reads_the_key_index(tmp_path: Path) -> None:
+    """On SQLite (no trade index since migration 0003) the refund lookup is a range of the
+    unique event_key index, not a scan of every event."""
+    import sqlite3
+
+    from payhook.storage._intake import _SQLITE_PREV_REFUND, _key_range
+    from payhook.storage._tables import metadata
+
+    db = tmp_path / "plan.db"
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{db}")
+    metadata.create_all(engine)
+    engine.dispose()
+    with sqlite3.connect(db) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "ix_payhook_events_trade" not in names
+        plan = " ".join(
+            str(row[-1])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + _SQLITE_PREV_REFUND,
+                (*_key_range("alipay:app:T1:refund:"), "alipay", "app", "T1", 1000),
+            )
+        )
+    assert "event_key>? AND event_key<?" in plan.replace("=", ""), plan
+    assert "SCAN" not in plan, plan
 
 
 async def test_one_notification_many_events(store: Store) -> None:

@@ -466,6 +466,10 @@ def test_partial_refund() -> None:
     (event,) = parsed.events
     assert event.type is EventType.REFUND_SUCCEEDED
     assert event.key == f"{KEY_PREFIX}:refund:R-1:1050"
+    # Every refund of the trade, and nothing else, has a key under this scope (the store
+    # reads earlier cumulative totals by that key range).
+    assert event.refund_scope == f"{KEY_PREFIX}:refund:"
+    assert event.key.startswith(event.refund_scope)
     assert (event.refund_id, event.refunded_total, event.refund_amount) == ("R-1", 1050, None)
     assert (event.amount, event.order_id) == (8888, "ORDER-1001")
     assert event.paid_at == datetime(2024, 5, 20, 13, 14, 5, tzinfo=BEIJING)
@@ -687,6 +691,7 @@ def test_simulator_round_trip(event: str, sign_type: str, charset: str) -> None:
                 LOCAL_NOW - timedelta(minutes=1),
                 refund_id="1001-R1000",
                 refunded_total=1000,
+                refund_scope=f"{prefix}:refund:",
             )
         ],
     }[event]
