@@ -66,6 +66,13 @@ class Lanes:
         left.update(dict.fromkeys(self.blocked, 0))
         return left
 
+    def capped(self) -> bool:
+        """Whether a claim now would leave out a subscription for holding its full share."""
+        return any(
+            n >= self.max_outstanding_per_sub and sid not in self.blocked
+            for sid, n in self._held_by_sub.items()
+        )
+
     def add(self, rows: list[ClaimedDelivery]) -> None:
         """Queue freshly claimed rows."""
         for row in rows:

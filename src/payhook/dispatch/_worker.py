@@ -240,10 +240,15 @@ class Dispatcher:
     async def _step(self, *, burst: bool) -> bool:
         """One turn of the loop; True when burst mode has nothing left to do."""
         if self._lanes.should_claim():
+            capped = self._lanes.capped()
             if await self._claim():
                 return False  # more may be due, and the per-subscription shares changed
             if not burst:
                 await self._idle()
+                return False
+            if capped and not self._lanes.outstanding:
+                # The claim left out subscriptions at their share, and their deliveries
+                # all finished while it ran: an empty claim proves nothing, claim again.
                 return False
         elif not burst:
             await self._wait(self._poll_s)  # busy enough: a finished delivery wakes us

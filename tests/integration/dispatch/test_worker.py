@@ -177,6 +177,23 @@ async def test_in_process_handlers(engine: AsyncEngine) -> None:
     assert not any(r.claim_token for r in rows.values())
 
 
+async def test_burst_mode_delivers_past_the_per_subscription_share(
+    engine: AsyncEngine, subscriber: Subscriber
+) -> None:
+    """run_until_idle() delivers every due row even when one subscription holds far more
+    than its share: a claim that skipped the subscription as full, while its deliveries
+    finished, does not end the burst."""
+    now = SystemClock().now()
+    sub = await add_subscription(engine, name="orders", url=subscriber.url("orders"), now=now)
+    seeded = await seed_events(engine, 300, subscription_ids=[sub], now=now)
+    dispatcher = Dispatcher(
+        engine=engine, policy=POLICY, per_subscription_concurrency=2, listen=False
+    )
+    assert await dispatcher.run_until_idle() == 300
+    rows = await delivery_rows(engine)
+    assert {rows[d].status for d in seeded.delivery_ids} == {"succeeded"}
+
+
 async def test_expired_lease_is_claimed_again(engine: AsyncEngine, subscriber: Subscriber) -> None:
     """A claim whose worker vanished falls due at the lease expiry and is delivered then."""
     clock = FakeClock()

@@ -93,3 +93,19 @@ def test_finish_wakes_the_claimer_when_it_matters() -> None:
     assert lanes.finish(start[1]) is True  # nothing in flight any more
     assert lanes.outstanding == 0
     assert lanes.remaining() == {}
+
+
+def test_capped_tells_when_a_claim_would_skip_a_full_subscription() -> None:
+    """A subscription holding its full share (queued + in flight) caps the next claim;
+    finishing one of its rows, or a 410 block, lifts that."""
+    lanes = _lanes()
+    lanes.add([_row(i, "a") for i in range(3)])
+    assert not lanes.capped()  # 3 of a share of 4
+    lanes.add([_row(3, "a")])
+    assert lanes.capped()
+    start, _ = lanes.take(NOW)
+    lanes.finish(start[0])
+    assert not lanes.capped()
+    lanes.add([_row(9, "a")])
+    lanes.blocked.add("a")
+    assert not lanes.capped()  # a blocked subscription is skipped for another reason
