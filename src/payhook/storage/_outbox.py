@@ -165,16 +165,22 @@ async def claim_due(
     ]
 
 
-def _row_json(c: Completion, pg: bool) -> dict[str, Any]:
-    def ts(value: datetime) -> str:
-        return value.isoformat() if pg else sqlite_timestamp(value)
+def _row(c: Completion) -> tuple[Any, ...]:
+    """One completion in PG_COMPLETE's column order."""
+    return (
+        c.delivery_id, c.claim_token, c.status, c.next_attempt_at, c.attempted_at,
+        c.status_code, c.latency_ms, c.error_class, c.error, c.response_body,
+        c.subscription_id, c.disable_reason,
+    )  # fmt: skip
 
+
+def _row_json(c: Completion) -> dict[str, Any]:
     return {
         "id": c.delivery_id,
         "token": c.claim_token,
         "status": c.status,
-        "next_attempt_at": ts(c.next_attempt_at),
-        "attempted_at": ts(c.attempted_at),
+        "next_attempt_at": sqlite_timestamp(c.next_attempt_at),
+        "attempted_at": sqlite_timestamp(c.attempted_at),
         "status_code": c.status_code,
         "latency_ms": c.latency_ms,
         "error_class": c.error_class,
@@ -203,10 +209,10 @@ async def complete(
     if not completions:
         return set()
     if engine.dialect.name == "postgresql":
-        payload = json.dumps([_row_json(c, True) for c in completions])
+        columns = list(zip(*(_row(c) for c in completions), strict=True))
         async with pg_driver(engine) as pg:
-            return {r[0] for r in await pg.fetch(PG_COMPLETE, payload, now)}
-    payload = json.dumps([_row_json(c, False) for c in completions])
+            return {r[0] for r in await pg.fetch(PG_COMPLETE, *columns, now)}
+    payload = json.dumps([_row_json(c) for c in completions])
     async with write_tx(engine) as conn:
         finish = text(SQLITE_FINISH).bindparams(bindparam("now", type_=UTCDateTime()))
         updated = {r[0] for r in await conn.execute(finish, {"rows": payload, "now": now})}
