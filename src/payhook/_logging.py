@@ -101,8 +101,9 @@ class _BufferedHandler(logging.StreamHandler[TextIO]):
     one go, which costs a fraction of formatting each line on the callback path (measured
     under load: ~10 µs a callback). A record is formatted at once when it carries an
     exception or stack, when its arguments could change before it is formatted (anything
-    but str, int, float, bool and None), or in front of a WARNING, so lines keep their
-    order.
+    but a tuple of str, int, float, bool and None), or in front of a WARNING, so lines keep
+    their order. ``extra`` values are read when the line is formatted: payhook's own call
+    sites pass values that nothing changes afterwards.
     """
 
     def __init__(self, stream: TextIO, *, interval_s: float = FLUSH_INTERVAL_S) -> None:
@@ -118,11 +119,15 @@ class _BufferedHandler(logging.StreamHandler[TextIO]):
             record.levelno < logging.WARNING
             and not record.exc_info
             and not record.stack_info
-            and all(type(arg) in _IMMUTABLE for arg in record.args or ())
+            and type(record.args) is tuple  # a mapping's values could change too
+            and all(type(arg) in _IMMUTABLE for arg in record.args)
             and len(self._pending) < _MAX_PENDING
         ):
-            if not self.filter(record):
+            passed: object = self.filter(record)  # Python >= 3.12 may return a record
+            if not passed:
                 return False
+            if isinstance(passed, logging.LogRecord):  # a filter may hand back a new record
+                record = passed
             self._pending.append(record)  # deque.append is atomic: no lock needed
             return True
         return bool(super().handle(record))

@@ -54,6 +54,17 @@ def test_records_that_could_change_are_formatted_at_once() -> None:
     assert "ValueError: boom" in text
 
 
+def test_mapping_arguments_are_formatted_at_once() -> None:
+    """``logger.info("%(ids)s", {"ids": ids})``: the mapping's values could change too."""
+    handler, stream = _handler()
+    ids = ["evt_1"]
+    record = logging.LogRecord("payhook.test", logging.INFO, __file__, 1, "%(ids)s", None, None)
+    record.args = {"ids": ids}
+    handler.handle(record)
+    ids.append("evt_2")
+    assert stream.getvalue() == "INFO ['evt_1']\n"
+
+
 def test_handler_filters_apply_to_queued_records() -> None:
     handler, stream = _handler()
     handler.addFilter(lambda record: "secret" not in record.getMessage())
