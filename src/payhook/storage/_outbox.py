@@ -165,16 +165,8 @@ async def claim_due(
     ]
 
 
-# A completion's columns, in the order of PG_COMPLETE's arrays and named as SQLite's
-# json_each rows read them.
-_COLUMNS = (
-    "id", "token", "status", "next_attempt_at", "attempted_at", "status_code", "latency_ms",
-    "error_class", "error", "response_body", "subscription_id", "disable_reason",
-)  # fmt: skip
-
-
 def _row(c: Completion) -> tuple[Any, ...]:
-    """One completion in ``_COLUMNS`` order."""
+    """One completion in PG_COMPLETE's column order."""
     return (
         c.delivery_id, c.claim_token, c.status, c.next_attempt_at, c.attempted_at,
         c.status_code, c.latency_ms, c.error_class, c.error, c.response_body,
@@ -183,11 +175,21 @@ def _row(c: Completion) -> tuple[Any, ...]:
 
 
 def _row_json(c: Completion) -> dict[str, Any]:
-    """One completion as SQLite's JSON row (its times as SQLite's text)."""
-    row = dict(zip(_COLUMNS, _row(c), strict=True))
-    row["next_attempt_at"] = sqlite_timestamp(c.next_attempt_at)
-    row["attempted_at"] = sqlite_timestamp(c.attempted_at)
-    return row
+    """One completion as the JSON object SQLITE_FINISH and SQLITE_ATTEMPTS read by key."""
+    return {
+        "id": c.delivery_id,
+        "token": c.claim_token,
+        "status": c.status,
+        "next_attempt_at": sqlite_timestamp(c.next_attempt_at),
+        "attempted_at": sqlite_timestamp(c.attempted_at),
+        "status_code": c.status_code,
+        "latency_ms": c.latency_ms,
+        "error_class": c.error_class,
+        "error": c.error,
+        "response_body": c.response_body,
+        "subscription_id": c.subscription_id,
+        "disable_reason": c.disable_reason,
+    }
 
 
 async def complete(

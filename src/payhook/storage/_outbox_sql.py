@@ -73,7 +73,7 @@ RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count,
     PG_CLAIM_ARGS,
 )
 
-# $1-$12: the completions as one typed array per column (``_COLUMNS`` in _outbox.py), $13: now.
+# $1-$12: the completions as one typed array per column (``_row`` in _outbox.py), $13: now.
 # Arrays go over the wire in asyncpg's binary format: no JSON to build or parse per row.
 PG_COMPLETE: LiteralString = """
 WITH v AS (
