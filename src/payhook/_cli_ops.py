@@ -1,42 +1,36 @@
-"""Operator commands (contract §2): ``payhook events …``, ``payhook deliveries …`` and
-``payhook subscriptions …``, straight against the database (no server needed).
+"""Operator commands (contract §2): ``payhook events …`` and ``payhook deliveries …``,
+straight against the database (no server needed), through the operator service the admin
+API uses too.
 
 Tables for people, ``--json`` for scripts. Exit codes: 0 ok, 1 user error (unknown id,
 invalid value, database problem: one line on stderr), 2 usage error.
-
-``payhook.cli`` imports this module at its end; importing it registers the groups on
-``payhook.cli.main`` (import ``payhook.cli``, not this module, first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from datetime import datetime
 from typing import Any
 
 import click
 
-from payhook._cli_format import TimeParam, echo_json, echo_table, run_on_database, short_time
-from payhook._cli_subscriptions import subscriptions
-from payhook.cli import _config_option, _settings, main, user_errors
-from payhook.errors import ConflictError, NotFoundError
+from payhook._cli_common import TimeParam, config_option, load, run_operations, user_errors
+from payhook._cli_format import echo_json, echo_table, short_time
+from payhook.errors import RequestError
 from payhook.events import format_amount, to_rfc3339, validate_filter
-from payhook.storage import Store
-from payhook.storage._admin_queries import (
+from payhook.operations import (
     DELIVERY_STATUSES,
     MAX_LIMIT,
     DeliveryView,
-    dead_delivery_ids,
-    decode_cursor,
-    deliveries_of_events,
-    get_delivery,
-    get_event,
-    list_deliveries,
-    list_events,
+    EventView,
+    Operations,
+    Page,
+    Recovery,
+    parse_cursor,
 )
-from payhook.storage._outbox_admin import recover_dead, replay_event, retry_delivery
 
-__all__ = ["register"]
+__all__ = ["deliveries", "events"]
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 _limit_option = click.option(
@@ -49,20 +43,15 @@ _limit_option = click.option(
 _cursor_option = click.option("--cursor", default=None, help="Continue after a previous page.")
 
 
-def register(main: click.Group) -> None:
-    """Add the ``events``, ``deliveries`` and ``subscriptions`` groups to ``main``."""
-    main.add_command(events)
-    main.add_command(deliveries)
-    main.add_command(subscriptions)
-
-
-def _after(cursor: str | None, prefix: str) -> str | None:
-    if cursor is None:
-        return None
-    found = decode_cursor(cursor, prefix)
-    if found is None:
-        raise click.BadParameter("not a cursor printed by this command", param_hint="--cursor")
-    return found
+def _check_cursor(cursor: str | None, prefix: str) -> None:
+    # A usage error (exit 2) before anything touches the database.
+    if cursor is not None:
+        try:
+            parse_cursor(cursor, prefix)
+        except RequestError:
+            raise click.BadParameter(
+                "not a cursor printed by this command", param_hint="--cursor"
+            ) from None
 
 
 def _more(next_cursor: str | None) -> None:
@@ -84,7 +73,7 @@ def events() -> None:
 
 
 @events.command("list")
-@_config_option
+@config_option
 @click.option("--order", "order_id", default=None, help="The merchant order id (out_trade_no).")
 @click.option("--type", "event_type", default=None, help="An event type, 'prefix.*' or '*'.")
 @click.option("--channel", default=None, help="Only events received on this channel.")
@@ -108,26 +97,25 @@ def events_list(
     """Events, newest first, with where each was delivered."""
     if event_type is not None and not validate_filter(event_type):
         raise click.BadParameter("an event type, 'prefix.*' or '*'", param_hint="--type")
-    after = _after(cursor, "evt")
-    settings = _settings(config)
+    _check_cursor(cursor, "evt")
+    settings = load(config)
 
-    async def work(store: Store) -> tuple[Any, dict[str, tuple[DeliveryView, ...]]]:
-        page = await list_events(
-            store.engine,
+    async def work(
+        ops: Operations,
+    ) -> tuple[Page[EventView], dict[str, tuple[DeliveryView, ...]]]:
+        page = await ops.list_events(
             order_id=order_id,
             event_type=event_type,
             channel=channel,
             since=since,
             until=until,
             limit=limit,
-            after_id=after,
+            cursor=cursor,
         )
-        found = await deliveries_of_events(
-            store.engine, [e.id for e in page.items], now=store.clock.now(), with_attempts=False
-        )
+        found = await ops.deliveries_of_events([e.id for e in page.items], with_attempts=False)
         return page, found
 
-    page, found = run_on_database(settings, work)
+    page, found = run_operations(settings, work)
     if as_json:
         items = []
         for event in page.items:
@@ -158,20 +146,18 @@ def events_list(
 
 
 @events.command("show")
-@_config_option
+@config_option
 @click.argument("event_id")
 @_json_option
 @user_errors
 def events_show(config: str | None, event_id: str, as_json: bool) -> None:
     """One event (its body) and its deliveries with their attempts."""
-    settings = _settings(config)
+    settings = load(config)
 
-    async def work(store: Store) -> tuple[Any, tuple[DeliveryView, ...]]:
-        event = await get_event(store.engine, event_id)
-        found = await deliveries_of_events(store.engine, [event_id], now=store.clock.now())
-        return event, found[event_id]
+    async def work(ops: Operations) -> tuple[EventView, tuple[DeliveryView, ...]]:
+        return await ops.event(event_id)
 
-    event, found = run_on_database(settings, work)
+    event, found = run_operations(settings, work)
     if as_json:
         echo_json({**event.to_json(), "deliveries": [d.to_json() for d in found]})
         return
@@ -180,7 +166,7 @@ def events_show(config: str | None, event_id: str, as_json: bool) -> None:
 
 
 @events.command("replay")
-@_config_option
+@config_option
 @click.argument("event_id")
 @click.option("--subscription", default=None, help="Only to this subscription.")
 @_json_option
@@ -189,15 +175,12 @@ def events_replay(
     config: str | None, event_id: str, subscription: str | None, as_json: bool
 ) -> None:
     """Send an event again (same event id) to every matching subscription, or to one."""
-    settings = _settings(config)
+    settings = load(config)
 
-    async def work(store: Store) -> list[DeliveryView]:
-        await get_event(store.engine, event_id)
-        ids = await replay_event(store.engine, event_id, subscription)
-        now = store.clock.now()
-        return [await get_delivery(store.engine, i, now=now) for i in ids]
+    async def work(ops: Operations) -> list[DeliveryView]:
+        return await ops.replay(event_id, subscription)
 
-    created = run_on_database(settings, work)
+    created = run_operations(settings, work)
     if as_json:
         echo_json({"event_id": event_id, "deliveries": [d.to_json() for d in created]})
         return
@@ -238,8 +221,8 @@ def _delivery_table(items: tuple[DeliveryView, ...] | list[DeliveryView]) -> Non
 
 
 @deliveries.command("list")
-@_config_option
-@click.option("--status", type=click.Choice(DELIVERY_STATUSES), default=None)
+@config_option
+@click.option("--status", type=click.Choice([str(s) for s in DELIVERY_STATUSES]), default=None)
 @click.option("--subscription", default=None, help="A subscription name.")
 @click.option("--order", "order_id", default=None, help="Only deliveries of this order.")
 @click.option("--event", "event_id", default=None, help="Only deliveries of this event.")
@@ -260,24 +243,22 @@ def deliveries_list(
     as_json: bool,
 ) -> None:
     """Deliveries, newest first (--json includes every attempt)."""
-    after = _after(cursor, "dlv")
-    settings = _settings(config)
+    _check_cursor(cursor, "dlv")
+    settings = load(config)
 
-    async def work(store: Store) -> Any:
-        return await list_deliveries(
-            store.engine,
+    async def work(ops: Operations) -> Page[DeliveryView]:
+        return await ops.list_deliveries(
             status=status,
             subscription=subscription,
             order_id=order_id,
             event_id=event_id,
             since=since,
             limit=limit,
-            after_id=after,
+            cursor=cursor,
             with_attempts=as_json,
-            now=store.clock.now(),
         )
 
-    page = run_on_database(settings, work)
+    page = run_operations(settings, work)
     if as_json:
         echo_json({"items": [d.to_json() for d in page.items], "next_cursor": page.next_cursor})
         return
@@ -288,19 +269,18 @@ def deliveries_list(
 
 
 @deliveries.command("retry")
-@_config_option
+@config_option
 @click.argument("delivery_id")
 @_json_option
 @user_errors
 def deliveries_retry(config: str | None, delivery_id: str, as_json: bool) -> None:
     """Re-queue one delivery now (also a dead or succeeded one)."""
-    settings = _settings(config)
+    settings = load(config)
 
-    async def work(store: Store) -> DeliveryView:
-        await retry_delivery(store.engine, delivery_id)
-        return await get_delivery(store.engine, delivery_id, now=store.clock.now())
+    async def work(ops: Operations) -> DeliveryView:
+        return await ops.retry(delivery_id)
 
-    found = run_on_database(settings, work)
+    found = run_operations(settings, work)
     if as_json:
         echo_json(found.to_json())
         return
@@ -308,7 +288,7 @@ def deliveries_retry(config: str | None, delivery_id: str, as_json: bool) -> Non
 
 
 @deliveries.command("recover")
-@_config_option
+@config_option
 @click.option("--subscription", required=True, help="The subscription that was down.")
 @click.option(
     "--since", type=TimeParam(), required=True, help="Dead since this time (or an age: 3d)."
@@ -320,25 +300,30 @@ def deliveries_recover(
     config: str | None, subscription: str, since: datetime, dry_run: bool, as_json: bool
 ) -> None:
     """Re-queue every dead delivery of a subscription whose last attempt was since --since."""
-    settings = _settings(config)
+    settings = load(config)
 
-    async def work(store: Store) -> tuple[int, int, int]:
-        ids = await dead_delivery_ids(store.engine, subscription, since)
+    async def work(ops: Operations) -> Recovery:
         if dry_run:
-            return await recover_dead(store.engine, subscription, since, True), 0, 0
-        done = skipped = 0
-        with click.progressbar(
-            ids, label=f"re-queueing for {subscription}", file=sys.stderr, show_pos=True
-        ) as bar:
-            for delivery_id in bar:
-                try:
-                    await retry_delivery(store.engine, delivery_id)
-                    done += 1
-                except (ConflictError, NotFoundError):
-                    skipped += 1  # being sent right now, or deleted meanwhile
-        return len(ids), done, skipped
+            return await ops.recover(subscription, since, dry_run=True)
+        with contextlib.ExitStack() as stack:
+            bars: list[Any] = []
 
-    found, done, skipped = run_on_database(settings, work)
+            def progress(done: int, total: int) -> None:
+                # Shown once the subscription is found (first call: before the first batch).
+                if not bars:
+                    bar = click.progressbar(
+                        length=total,
+                        label=f"re-queueing for {subscription}",
+                        file=sys.stderr,
+                        show_pos=True,
+                    )
+                    bars.append(stack.enter_context(bar))
+                bars[0].update(done - bars[0].pos)
+
+            return await ops.recover(subscription, since, progress=progress)
+
+    result = run_operations(settings, work)
+    found, done, skipped = result.found, result.requeued, result.skipped
     if as_json:
         echo_json(
             {
@@ -358,6 +343,3 @@ def deliveries_recover(
         f"re-queued {done} dead deliveries of {subscription}"
         + (f" ({skipped} skipped: being sent or gone)" if skipped else "")
     )
-
-
-register(main)

@@ -1,4 +1,5 @@
-"""``payhook subscriptions list/add/enable/disable/rotate-secret`` against the database.
+"""``payhook subscriptions list/add/enable/disable/rotate-secret`` against the database,
+through the operator service (the admin API's rules and JSON view).
 
 A secret is printed once: by ``add`` and ``rotate-secret`` (generated when not given).
 Subscriptions declared in the config file are re-applied at every start, so only
@@ -11,31 +12,14 @@ from datetime import datetime
 
 import click
 
-from payhook._cli_format import echo_json, echo_table, run_on_database, short_time
-from payhook.cli import _config_option, _settings, user_errors
+from payhook._cli_common import config_option, load, run_operations, user_errors
+from payhook._cli_format import echo_json, echo_table, short_time
+from payhook._types import SubscriptionKind
 from payhook.config import parse_duration
-from payhook.errors import ConflictError
 from payhook.events import to_rfc3339
-from payhook.storage import Store
-from payhook.storage._subscription_model import Subscription
-from payhook.storage._subscriptions import (
-    DEFAULT_GRACE_S,
-    create_subscription,
-    get_subscription,
-    list_subscriptions,
-    rotate_secret,
-    update_subscription,
-)
+from payhook.operations import DEFAULT_GRACE_S, Operations, Subscription, subscription_json
 
 __all__ = ["subscriptions"]
-
-SECRET_MASK = "whsec_********"  # noqa: S105 - what listings show instead of a secret
-
-
-def _public(sub: Subscription, now: datetime, secret: str | None = None) -> dict[str, object]:
-    data = sub.public_dict(now)
-    data["secret"] = secret if secret is not None else (SECRET_MASK if sub.kind == "http" else None)
-    return data
 
 
 def _grace(value: str) -> float:
@@ -51,19 +35,19 @@ def subscriptions() -> None:
 
 
 @subscriptions.command("list")
-@_config_option
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @user_errors
 def subscriptions_list(config: str | None, as_json: bool) -> None:
     """Every subscription, with its state (secrets are never shown)."""
-    settings = _settings(config)
+    settings = load(config)
 
-    async def work(store: Store) -> tuple[list[Subscription], datetime]:
-        return await list_subscriptions(store.engine), store.clock.now()
+    async def work(ops: Operations) -> tuple[list[Subscription], datetime]:
+        return await ops.subscriptions(), ops.now()
 
-    subs, now = run_on_database(settings, work)
+    subs, now = run_operations(settings, work)
     if as_json:
-        echo_json({"items": [_public(s, now) for s in subs]})
+        echo_json({"items": [subscription_json(s, now) for s in subs]})
         return
     rows = [
         [
@@ -73,7 +57,7 @@ def subscriptions_list(config: str | None, as_json: bool) -> None:
             "enabled" if s.enabled else f"disabled ({s.disabled_reason or 'no reason'})",
             ",".join(s.events),
             s.url,
-            len(s.active_secrets(now)) if s.kind == "http" else None,
+            len(s.active_secrets(now)) if SubscriptionKind(s.kind).signed else None,
             short_time(to_rfc3339(s.updated_at)),
         ]
         for s in subs
@@ -84,7 +68,7 @@ def subscriptions_list(config: str | None, as_json: bool) -> None:
 
 
 @subscriptions.command("add")
-@_config_option
+@config_option
 @click.argument("name")
 @click.option("--url", required=True, help="Where to POST events (http:// or https://).")
 @click.option(
@@ -107,22 +91,21 @@ def subscriptions_add(
     as_json: bool,
 ) -> None:
     """Create a subscription; prints its signing secret once."""
-    settings = _settings(config)
+    settings = load(config)
 
-    async def work(store: Store) -> tuple[Subscription, str, datetime]:
-        sub, created_secret = await create_subscription(
-            store.engine,
+    async def work(ops: Operations) -> tuple[Subscription, str, datetime]:
+        sub, created_secret = await ops.create_subscription(
             name=name,
             url=url,
             events=events or ("*",),
             secret=secret,
             enabled=not disabled,
         )
-        return sub, created_secret, store.clock.now()
+        return sub, created_secret, ops.now()
 
-    sub, created_secret, now = run_on_database(settings, work)
+    sub, created_secret, now = run_operations(settings, work)
     if as_json:
-        echo_json(_public(sub, now, created_secret))
+        echo_json(subscription_json(sub, now, secret=created_secret))
         return
     click.echo(f"subscription {sub.name} created ({'disabled' if disabled else 'enabled'})")
     click.echo(f"secret: {created_secret}")
@@ -130,17 +113,17 @@ def subscriptions_add(
 
 
 def _toggle(config: str | None, name: str, enabled: bool) -> None:
-    settings = _settings(config)
+    settings = load(config)
 
-    async def work(store: Store) -> Subscription:
-        return await update_subscription(store.engine, name, enabled=enabled)
+    async def work(ops: Operations) -> Subscription:
+        return await ops.update_subscription(name, enabled=enabled)
 
-    sub = run_on_database(settings, work)
+    sub = run_operations(settings, work)
     click.echo(f"subscription {sub.name} {'enabled' if sub.enabled else 'disabled'}")
 
 
 @subscriptions.command("enable")
-@_config_option
+@config_option
 @click.argument("name")
 @user_errors
 def subscriptions_enable(config: str | None, name: str) -> None:
@@ -149,7 +132,7 @@ def subscriptions_enable(config: str | None, name: str) -> None:
 
 
 @subscriptions.command("disable")
-@_config_option
+@config_option
 @click.argument("name")
 @user_errors
 def subscriptions_disable(config: str | None, name: str) -> None:
@@ -158,7 +141,7 @@ def subscriptions_disable(config: str | None, name: str) -> None:
 
 
 @subscriptions.command("rotate-secret")
-@_config_option
+@config_option
 @click.argument("name")
 @click.option("--secret", default=None, help="The new whsec_ secret (default: a random one).")
 @click.option(
@@ -173,17 +156,12 @@ def subscriptions_rotate_secret(
 ) -> None:
     """Give a subscription a new secret; prints it once."""
     grace_s = _grace(grace) if grace else DEFAULT_GRACE_S
-    settings = _settings(config)
+    settings = load(config)
 
-    async def work(store: Store) -> tuple[Subscription, str]:
-        current = await get_subscription(store.engine, name)
-        if current.source == "config":
-            raise ConflictError(
-                f"subscription {name!r} is declared in the config file: change its secret there"
-            )
-        return await rotate_secret(store.engine, name, secret, grace_s)
+    async def work(ops: Operations) -> tuple[Subscription, str]:
+        return await ops.rotate_secret(name, secret, grace_s=grace_s)
 
-    sub, new_secret = run_on_database(settings, work)
+    sub, new_secret = run_operations(settings, work)
     click.echo(f"subscription {sub.name}: new secret {new_secret}")
     if grace_s:
         click.echo(f"(the previous secret keeps signing for {grace})", err=True)

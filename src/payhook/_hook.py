@@ -9,14 +9,13 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from payhook._clock import Clock, SystemClock
 from payhook._metrics import Metrics
 from payhook._wiring import build_provider, v3_key_ring
 from payhook.config import PayhookSettings, WechatPayV3Channel, load_settings
 from payhook.errors import ConfigurationError
 from payhook.events import Event, validate_filter
+from payhook.operations import Operations, SubscriptionSpec
 from payhook.providers import Provider
 from payhook.storage import Store
 
@@ -62,6 +61,7 @@ class PayHook:
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
         self.store = Store(settings.database_url, clock=self.clock)
+        self.operations = Operations(self.store)
         self.run_dispatcher = run_dispatcher
         self.migrate = migrate
         self._handlers: dict[str, tuple[tuple[str, ...], Handler]] = {}
@@ -146,8 +146,23 @@ class PayHook:
         """The ASGI app to mount (``/notify/{channel}``, health, metrics, admin)."""
         if self._app is None:
             from payhook.asgi import create_app
+            from payhook.asgi._inbound import InboundEndpoint
 
-            self._app = create_app(self, lifespan=self.lifespan)
+            token = self.settings.admin_token
+            self._app = create_app(
+                inbound=InboundEndpoint(
+                    providers=self.providers,
+                    store=self.store,
+                    clock=self.clock,
+                    metrics=self.metrics,
+                    max_body_bytes=self.settings.max_body_bytes,
+                ),
+                operations=self.operations,
+                metrics=self.metrics,
+                refresh_gauges=self.refresh_gauges,
+                admin_token=token.get_secret_value() if token is not None else None,
+                lifespan=self.lifespan,
+            )
         return self._app
 
     def admin_app(self) -> ASGIApp | None:
@@ -156,7 +171,9 @@ class PayHook:
             return None
         from payhook.asgi._admin import create_admin_app
 
-        app: ASGIApp = create_admin_app(self)
+        app: ASGIApp = create_admin_app(
+            self.operations, token=self.settings.admin_token.get_secret_value()
+        )
         return app
 
     @contextlib.asynccontextmanager
@@ -215,12 +232,6 @@ class PayHook:
         await self.store.close()
 
     async def _sync_subscriptions(self) -> None:
-        from payhook.storage._subscriptions import (
-            SubscriptionSpec,
-            ensure_handler_subscription,
-            upsert_config_subscriptions,
-        )
-
         specs = [
             SubscriptionSpec(
                 name=s.name,
@@ -231,9 +242,8 @@ class PayHook:
             )
             for s in self.settings.subscriptions
         ]
-        await upsert_config_subscriptions(self.store.engine, specs, clock=self.clock)
-        for key, (patterns, _fn) in self._handlers.items():
-            await ensure_handler_subscription(self.store.engine, key, patterns)
+        handlers = {key: patterns for key, (patterns, _fn) in self._handlers.items()}
+        await self.operations.sync_subscriptions(specs, handlers)
 
     def build_dispatcher(self, *, with_handlers: bool = True) -> Any:
         """A Dispatcher configured from ``[dispatcher]`` on this hook's database."""
@@ -255,47 +265,18 @@ class PayHook:
 
     async def refresh_gauges(self) -> None:
         """Update the pending/oldest/dead gauges from the database (called by ``/metrics``)."""
-        from payhook.storage._tables import deliveries, subscriptions
-
-        now = self.clock.now()
         try:
-            async with self.store.engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(
-                            subscriptions.c.name,
-                            deliveries.c.status,
-                            func.count(),
-                            func.min(deliveries.c.created_at),
-                        )
-                        .select_from(
-                            deliveries.join(
-                                subscriptions, subscriptions.c.id == deliveries.c.subscription_id
-                            )
-                        )
-                        .where(deliveries.c.status.in_(("pending", "failed", "dead")))
-                        .group_by(subscriptions.c.name, deliveries.c.status)
-                    )
-                ).all()
+            gauges = await self.operations.delivery_gauges()
         except Exception:  # noqa: BLE001 - metrics must render even with the database down
             logger.warning("could not read delivery gauges", extra={"action": "metrics_failed"})
             return
-        pending: dict[str, int] = {}
-        oldest: dict[str, float] = {}
-        dead: dict[str, int] = {}
-        for name, status, count, first in rows:
-            if status == "dead":
-                dead[name] = dead.get(name, 0) + count
-                continue
-            pending[name] = pending.get(name, 0) + count
-            if first is not None:
-                age = max(0.0, (now - first).total_seconds())
-                oldest[name] = max(oldest.get(name, 0.0), age)
         self.metrics.pending.clear()
         self.metrics.oldest_pending_age.clear()
         self.metrics.dead.clear()
-        for name, count in pending.items():
+        for name, count in gauges.pending.items():
             self.metrics.pending.labels(name).set(count)
-            self.metrics.oldest_pending_age.labels(name).set(oldest.get(name, 0.0))
-        for name, count in dead.items():
+            self.metrics.oldest_pending_age.labels(name).set(
+                gauges.oldest_pending_age_s.get(name, 0.0)
+            )
+        for name, count in gauges.dead.items():
             self.metrics.dead.labels(name).set(count)

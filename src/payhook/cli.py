@@ -1,4 +1,5 @@
-"""The ``payhook`` command line (contract §2).
+"""The ``payhook`` command line (contract §2): the group, its process and schema commands, and
+the registration of the operator groups (``events``, ``deliveries``, ``subscriptions``).
 
 Exit codes: 0 ok, 1 user or configuration error (one line on stderr, no traceback), 2 usage error.
 """
@@ -6,79 +7,34 @@ Exit codes: 0 ok, 1 user or configuration error (one line on stderr, no tracebac
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from payhook._cli_common import (
+    config_option as _config_option,
+    config_path as _config_path,
+    fail as _fail,
+    load as _settings,
+    user_errors,
+)
+from payhook._cli_ops import deliveries, events
+from payhook._cli_subscriptions import subscriptions
 from payhook._runtime import prepare_long_running_process
 from payhook._version import __version__
 from payhook.config import (
     AlipayChannel,
-    PayhookSettings,
     WechatPayV2Channel,
     WechatPayV3Channel,
     load_settings,
 )
-from payhook.errors import PayhookError
 
 __all__ = ["main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-_config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Configuration file (default: $PAYHOOK_CONFIG, else ./payhook.toml).",
-)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def user_errors(fn: F) -> F:
-    """Turn payhook errors into one line on stderr and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PayhookError as exc:
-            _fail(exc.message)
-        except OSError as exc:
-            _fail(f"{exc.__class__.__name__}: {exc.strerror or exc}")
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _config_path(config: str | None) -> str | None:
-    """``--config`` given on the command, else on the group."""
-    if config:
-        return config
-    ctx = click.get_current_context(silent=True)
-    while ctx is not None:
-        if ctx.obj and ctx.obj.get("config"):
-            return str(ctx.obj["config"])
-        ctx = ctx.parent
-    return None
-
-
-def _settings(config: str | None) -> PayhookSettings:
-    settings = load_settings(_config_path(config))
-    from payhook._logging import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
 
 
 @click.group()
@@ -89,6 +45,11 @@ def main(ctx: click.Context, config: str | None) -> None:
     """payhook: payment provider callbacks in, signed webhooks out."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+
+
+main.add_command(events)
+main.add_command(deliveries)
+main.add_command(subscriptions)
 
 
 # -- serve / worker / db ----------------------------------------------------------------------
@@ -185,16 +146,13 @@ def db() -> None:
 @user_errors
 def upgrade(config: str | None) -> None:
     """Apply schema migrations and exit."""
-    from payhook.storage import Store
+    from payhook.operations import Operations
 
     settings = _settings(config)
 
     async def run() -> None:
-        store = Store(settings.database_url)
-        try:
-            await store.migrate()
-        finally:
-            await store.close()
+        async with Operations.open(settings.database_url, diagnose=False) as operations:
+            await operations.migrate()
 
     asyncio.run(run())
     click.echo("database is up to date")
@@ -314,10 +272,3 @@ def simulate(
         click.echo(text)
     if not 200 <= status < 300:
         sys.exit(1)
-
-
-def _json_dump(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
-import payhook._cli_ops  # noqa: E402, F401 - registers events/deliveries/subscriptions

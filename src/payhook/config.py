@@ -6,12 +6,10 @@ plain constructor arguments.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -21,6 +19,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -28,8 +27,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from payhook.errors import ConfigurationError
-from payhook.events import validate_filter
+from payhook._subscription_rules import (
+    validate_events,
+    validate_name,
+    validate_secret,
+    validate_url,
+)
+from payhook.errors import ConfigurationError, InvalidSubscriptionError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -218,55 +222,35 @@ Channel = Annotated[
 ]
 
 
-def _secret_problem(secret: str) -> str | None:
-    """Why ``secret`` is not a usable Standard Webhooks secret (never echoes it)."""
-    if not secret.startswith("whsec_"):
-        return "must be a Standard Webhooks secret starting with whsec_"
-    body = secret.removeprefix("whsec_")
-    try:
-        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return "is not valid base64 after whsec_"
-    if len(key) < 24:
-        return "is too weak: it must hold at least 24 random bytes"
-    return None
-
-
 class SubscriptionSettings(_Model):
-    """``[[subscriptions]]``: an internal service that receives events."""
+    """``[[subscriptions]]``: an internal service that receives events.
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    Validated by the same rules as the admin API and the CLI (:mod:`payhook._subscription_rules`).
+    """
+
+    name: str
     url: str
     events: tuple[str, ...] = ("*",)
     secret: SecretStr
     enabled: bool = True
 
-    @field_validator("url")
+    @field_validator("name", "url", "events", "secret")
     @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an http:// or https:// URL")
+    def _rules(cls, value: Any, info: ValidationInfo) -> Any:
+        check = _SUBSCRIPTION_RULES[str(info.field_name)]
+        try:
+            check(value.get_secret_value() if isinstance(value, SecretStr) else value)
+        except InvalidSubscriptionError as exc:
+            raise ValueError(exc.problem) from None
         return value
 
-    @field_validator("events")
-    @classmethod
-    def _events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("must name at least one event type or '*'")
-        for pattern in value:
-            if not validate_filter(pattern):
-                raise ValueError(
-                    f"{pattern!r} is not an event filter (use '*', a type, or 'prefix.*')"
-                )
-        return value
 
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, value: SecretStr) -> SecretStr:
-        problem = _secret_problem(value.get_secret_value())
-        if problem:
-            raise ValueError(problem)
-        return value
+_SUBSCRIPTION_RULES: dict[str, Callable[[Any], object]] = {
+    "name": validate_name,
+    "url": validate_url,
+    "events": validate_events,
+    "secret": validate_secret,
+}
 
 
 class PayhookSettings(BaseSettings):

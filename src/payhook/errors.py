@@ -13,11 +13,34 @@
       DecryptionError               authentic, but payhook's own key cannot decrypt it (5xx)
       StorageError
         StorageUnavailableError       the database cannot take the write right now (5xx)
-      NotFoundError                 admin lookups
-      ConflictError                 admin state conflicts
+      RequestError                  an operator request (admin API, CLI) payhook cannot do as asked
+        InvalidRequestError           400 invalid_parameter: a bad query parameter, time or flag
+          InvalidCursorError            400 invalid_cursor
+          InvalidJsonError              400 invalid_json
+        BodyTooLargeError             413 body_too_large
+        InvalidBodyError              422 invalid_body
+          InvalidSubscriptionError      422 invalid_subscription
+            InvalidNameError              422 invalid_name
+            InvalidUrlError               422 invalid_url
+            InvalidEventsError            422 invalid_events
+            InvalidSecretError            422 invalid_secret
+              WeakSecretError               422 weak_secret
+        NotFoundError                 404 not_found
+          EventNotFoundError            404 event_not_found
+          DeliveryNotFoundError         404 delivery_not_found
+          SubscriptionNotFoundError     404 subscription_not_found
+        ConflictError                 409 conflict
+          SubscriptionExistsError       409 subscription_exists
+          SubscriptionManagedByConfigError  409 subscription_managed_by_config
+          SubscriptionIsHandlerError    409 subscription_is_handler
+          DeliveryInFlightError         409 delivery_in_flight
 
 Every error carries a short snake_case ``reason`` used as a metric label and log field.
 Messages never contain secrets, signatures or full bodies.
+
+A :class:`RequestError` carries its own stable ``code`` and HTTP ``status_code``: the admin
+API answers ``{"error": {"code": ..., "message": ...}}`` with them, the CLI prints the
+message; no table maps reasons to codes. Codes are part of the admin API's contract.
 """
 
 from __future__ import annotations
@@ -25,19 +48,38 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "BodyTooLargeError",
     "ConfigurationError",
     "ConflictError",
     "DecryptionError",
+    "DeliveryInFlightError",
+    "DeliveryNotFoundError",
+    "EventNotFoundError",
+    "InvalidBodyError",
+    "InvalidCursorError",
+    "InvalidEventsError",
+    "InvalidJsonError",
+    "InvalidNameError",
+    "InvalidRequestError",
+    "InvalidSecretError",
+    "InvalidSubscriptionError",
+    "InvalidUrlError",
     "NotFoundError",
     "NotificationError",
     "PayhookError",
     "RefusedError",
+    "RequestError",
     "SignatureError",
     "SignatureProbeError",
     "StorageError",
     "StorageUnavailableError",
+    "SubscriptionExistsError",
+    "SubscriptionIsHandlerError",
+    "SubscriptionManagedByConfigError",
+    "SubscriptionNotFoundError",
     "TimestampError",
     "VerificationError",
+    "WeakSecretError",
 ]
 
 
@@ -115,13 +157,153 @@ class StorageUnavailableError(StorageError):
     default_reason = "storage_unavailable"
 
 
-class NotFoundError(PayhookError):
+class RequestError(PayhookError):
+    """The request cannot be carried out as asked.
+
+    Each subclass names a stable ``code`` (the admin API's ``error.code``) and the HTTP
+    ``status_code`` it is answered with; ``reason`` defaults to the code.
+    """
+
+    code: ClassVar[str] = "invalid_parameter"
+    status_code: ClassVar[int] = 400
+
+    def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason or self.code)
+
+
+class InvalidRequestError(RequestError):
+    """A query parameter, time or option value is not valid."""
+
+    code = "invalid_parameter"
+    status_code = 400
+
+
+class InvalidCursorError(InvalidRequestError):
+    """Not a cursor of this listing: give ``next_cursor`` back as it was received."""
+
+    code = "invalid_cursor"
+
+
+class InvalidJsonError(InvalidRequestError):
+    """The body is not valid JSON."""
+
+    code = "invalid_json"
+
+
+class BodyTooLargeError(RequestError):
+    """The request body is too large."""
+
+    code = "body_too_large"
+    status_code = 413
+
+
+class InvalidBodyError(RequestError):
+    """The request body is not valid."""
+
+    code = "invalid_body"
+    status_code = 422
+
+
+class InvalidSubscriptionError(InvalidBodyError):
+    """The subscription is not valid.
+
+    ``problem`` says what is wrong with the field the subclass names (``field``); the
+    message is ``"{field}: {problem}"`` (the problem alone when no field is named).
+    """
+
+    code = "invalid_subscription"
+    field: ClassVar[str | None] = None
+
+    def __init__(self, problem: str, *, reason: str | None = None) -> None:
+        super().__init__(f"{self.field}: {problem}" if self.field else problem, reason=reason)
+        self.problem = problem
+
+
+class InvalidNameError(InvalidSubscriptionError):
+    """A subscription name is 1-128 letters, digits or _.:- characters."""
+
+    code = "invalid_name"
+    field = "name"
+
+
+class InvalidUrlError(InvalidSubscriptionError):
+    """The subscription URL is not valid."""
+
+    code = "invalid_url"
+    field = "url"
+
+
+class InvalidEventsError(InvalidSubscriptionError):
+    """The event filters are not valid."""
+
+    code = "invalid_events"
+    field = "events"
+
+
+class InvalidSecretError(InvalidSubscriptionError):
+    """The webhook secret is not a valid ``whsec_`` secret."""
+
+    code = "invalid_secret"
+    field = "secret"
+
+
+class WeakSecretError(InvalidSecretError):
+    """The webhook secret is too weak: it must hold at least 24 random bytes."""
+
+    code = "weak_secret"
+
+
+class NotFoundError(RequestError):
     """The requested object does not exist."""
 
-    default_reason = "not_found"
+    code = "not_found"
+    status_code = 404
 
 
-class ConflictError(PayhookError):
+class EventNotFoundError(NotFoundError):
+    """No event has this id."""
+
+    code = "event_not_found"
+
+
+class DeliveryNotFoundError(NotFoundError):
+    """No delivery has this id."""
+
+    code = "delivery_not_found"
+
+
+class SubscriptionNotFoundError(NotFoundError):
+    """No subscription has this name."""
+
+    code = "subscription_not_found"
+
+
+class ConflictError(RequestError):
     """The request conflicts with the current state."""
 
-    default_reason = "conflict"
+    code = "conflict"
+    status_code = 409
+
+
+class SubscriptionExistsError(ConflictError):
+    """A subscription with this name already exists."""
+
+    code = "subscription_exists"
+
+
+class SubscriptionManagedByConfigError(ConflictError):
+    """The subscription is declared in the config file: change it there and restart."""
+
+    code = "subscription_managed_by_config"
+
+
+class SubscriptionIsHandlerError(ConflictError):
+    """The name belongs to a subscription of another kind (an in-process handler or a URL)."""
+
+    code = "subscription_is_handler"
+
+
+class DeliveryInFlightError(ConflictError):
+    """A worker is sending this delivery right now."""
+
+    code = "delivery_in_flight"

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
@@ -22,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from payhook._subscription_rules import NAME_PATTERN
 from payhook.asgi._admin_common import (
     by_method,
     error_response,
@@ -30,34 +29,15 @@ from payhook.asgi._admin_common import (
     query_int,
     query_str,
     query_time,
-    reject,
 )
 from payhook.asgi._admin_subscriptions import subscription_routes
 from payhook.asgi._openapi import openapi_document
-from payhook.errors import ConfigurationError, NotFoundError
-from payhook.events import validate_filter
-from payhook.storage._admin_queries import (
-    DELIVERY_STATUSES,
-    MAX_LIMIT,
-    decode_cursor,
-    deliveries_of_events,
-    get_delivery,
-    get_event,
-    list_deliveries,
-    list_events,
-)
-from payhook.storage._outbox_admin import replay_event, retry_delivery
-from payhook.storage._subscriptions import get_subscription
-
-if TYPE_CHECKING:
-    from payhook._hook import PayHook
+from payhook.errors import InvalidRequestError
+from payhook.operations import MAX_LIMIT, DeliveryView, EventView, Operations, Page
 
 __all__ = ["BearerAuth", "create_admin_app"]
 
 logger = logging.getLogger("payhook.admin")
-
-_EVENT_ID = re.compile(r"evt_[0-9a-z]{26}\Z")
-_DELIVERY_ID = re.compile(r"dlv_[0-9a-z]{26}\Z")
 
 
 class BearerAuth:
@@ -104,109 +84,70 @@ class BearerAuth:
 class _Replay(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
 
-    subscription: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    subscription: str | None = Field(default=None, pattern=NAME_PATTERN)
 
 
-def _event_id(request: Request) -> str:
-    value = str(request.path_params["id"])
-    if not _EVENT_ID.match(value):
-        reject("event_not_found", "No event has this id.")
-    return value
-
-
-def _delivery_id(request: Request) -> str:
-    value = str(request.path_params["id"])
-    if not _DELIVERY_ID.match(value):
-        reject("delivery_not_found", "No delivery has this id.")
-    return value
-
-
-def _cursor(request: Request, prefix: str) -> str | None:
-    text = query_str(request, "cursor", max_length=64)
-    if text is None:
-        return None
-    found = decode_cursor(text, prefix)
-    if found is None:
-        reject("invalid_cursor", "cursor: not a cursor of this listing (use next_cursor as is)")
-    return found
-
-
-def _time_range(request: Request) -> tuple[datetime | None, datetime | None]:
-    # An empty range (until <= since) is not an error: it simply matches nothing.
-    return query_time(request, "since"), query_time(request, "until")
+def _page(page: Page[EventView] | Page[DeliveryView]) -> Response:
+    return json_response(
+        {"items": [item.to_json() for item in page.items], "next_cursor": page.next_cursor}
+    )
 
 
 def _known_params(request: Request, *names: str) -> None:
     for name in request.query_params:
         if name not in names:
-            reject("invalid_parameter", f"{name}: unknown parameter")
+            raise InvalidRequestError(f"{name}: unknown parameter")
 
 
 class _Routes:
-    """The event and delivery endpoints, bound to one PayHook."""
+    """The event and delivery endpoints, on one operator service."""
 
-    def __init__(self, hook: PayHook) -> None:
-        self.hook = hook
-        self.engine = hook.store.engine
+    def __init__(self, operations: Operations) -> None:
+        self.ops = operations
+
+    def _time_range(self, request: Request) -> tuple[datetime | None, datetime | None]:
+        # An empty range (until <= since) is not an error: it simply matches nothing.
+        return query_time(request, "since", self.ops), query_time(request, "until", self.ops)
 
     async def list_events(self, request: Request) -> Response:
         _known_params(request, "order_id", "type", "channel", "since", "until", "limit", "cursor")
-        event_type = query_str(request, "type", max_length=64)
-        if event_type is not None and not validate_filter(event_type):
-            reject("invalid_parameter", "type: an event type, 'prefix.*' or '*'")
-        since, until = _time_range(request)
-        page = await list_events(
-            self.engine,
+        since, until = self._time_range(request)
+        page = await self.ops.list_events(
             order_id=query_str(request, "order_id", max_length=128),
-            event_type=event_type,
+            event_type=query_str(request, "type", max_length=64),
             channel=query_str(request, "channel", max_length=64),
             since=since,
             until=until,
             limit=query_int(request, "limit", default=50, low=1, high=MAX_LIMIT),
-            after_id=_cursor(request, "evt"),
+            cursor=query_str(request, "cursor", max_length=64),
         )
-        return json_response(
-            {"items": [item.to_json() for item in page.items], "next_cursor": page.next_cursor}
-        )
+        return _page(page)
 
     async def get_event(self, request: Request) -> Response:
         _known_params(request)
-        event = await get_event(self.engine, _event_id(request))
-        found = await deliveries_of_events(self.engine, [event.id], now=self.hook.clock.now())
+        event, found = await self.ops.event(str(request.path_params["id"]))
         data = event.to_json()
-        data["deliveries"] = [d.to_json() for d in found[event.id]]
+        data["deliveries"] = [d.to_json() for d in found]
         return json_response(data)
 
     async def replay(self, request: Request) -> Response:
         _known_params(request)
-        event_id = _event_id(request)
+        event_id = str(request.path_params["id"])
         body = await parse_body(request, _Replay, optional=True)
-        # Look both up first: replay_event's NotFoundError does not say which one is missing.
-        await get_event(self.engine, event_id)
-        if body.subscription is not None:
-            try:
-                await get_subscription(self.engine, body.subscription)
-            except NotFoundError:
-                reject("subscription_not_found", "No subscription has this name.")
-        ids = await replay_event(
-            self.engine,
-            event_id,
-            body.subscription,
-            clock=self.hook.clock,
-            signal=self.hook.store.signal,
-        )
+        created = await self.ops.replay(event_id, body.subscription)
         logger.info(
             "event replayed to %d subscription(s)",
-            len(ids),
+            len(created),
             extra={
                 "action": "admin_replay",
                 "event_id": event_id,
                 "subscription": body.subscription,
             },
         )
-        now = self.hook.clock.now()
-        created = [(await get_delivery(self.engine, i, now=now)).to_json() for i in ids]
-        return json_response({"event_id": event_id, "deliveries": created}, status_code=202)
+        return json_response(
+            {"event_id": event_id, "deliveries": [d.to_json() for d in created]},
+            status_code=202,
+        )
 
     async def list_deliveries(self, request: Request) -> Response:
         _known_params(
@@ -221,11 +162,8 @@ class _Routes:
             "cursor",
         )
         status = query_str(request, "status", max_length=16)
-        if status is not None and status not in DELIVERY_STATUSES:
-            reject("invalid_parameter", f"status: one of {', '.join(DELIVERY_STATUSES)}")
-        since, until = _time_range(request)
-        page = await list_deliveries(
-            self.engine,
+        since, until = self._time_range(request)
+        page = await self.ops.list_deliveries(
             status=status,
             subscription=query_str(request, "subscription", max_length=128),
             event_id=query_str(request, "event_id", max_length=32),
@@ -233,32 +171,23 @@ class _Routes:
             since=since,
             until=until,
             limit=query_int(request, "limit", default=50, low=1, high=MAX_LIMIT),
-            after_id=_cursor(request, "dlv"),
-            now=self.hook.clock.now(),
+            cursor=query_str(request, "cursor", max_length=64),
         )
-        return json_response(
-            {"items": [item.to_json() for item in page.items], "next_cursor": page.next_cursor}
-        )
+        return _page(page)
 
     async def get_delivery(self, request: Request) -> Response:
         _known_params(request)
-        found = await get_delivery(self.engine, _delivery_id(request), now=self.hook.clock.now())
+        found = await self.ops.delivery(str(request.path_params["id"]))
         return json_response(found.to_json())
 
     async def retry(self, request: Request) -> Response:
         _known_params(request)
-        delivery_id = _delivery_id(request)
+        delivery_id = str(request.path_params["id"])
         await parse_body(request, _Empty, optional=True)
-        try:
-            await retry_delivery(
-                self.engine, delivery_id, clock=self.hook.clock, signal=self.hook.store.signal
-            )
-        except NotFoundError:
-            reject("delivery_not_found", "No delivery has this id.")
+        found = await self.ops.retry(delivery_id)
         logger.info(
             "delivery re-queued", extra={"action": "admin_retry", "delivery_id": delivery_id}
         )
-        found = await get_delivery(self.engine, delivery_id, now=self.hook.clock.now())
         return json_response(found.to_json(), status_code=202)
 
 
@@ -275,16 +204,9 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return error_response("not_found", "No such admin endpoint.")
 
 
-def create_admin_app(hook: PayHook) -> Starlette:
-    """The admin API of ``hook`` (mount it at ``/admin``), guarded by the admin token.
-
-    Raises:
-        ConfigurationError: ``hook.settings.admin_token`` is not set.
-    """
-    if hook.settings.admin_token is None:
-        raise ConfigurationError("the admin API needs admin_token")
-    token = hook.settings.admin_token.get_secret_value()
-    routes = _Routes(hook)
+def create_admin_app(operations: Operations, *, token: str) -> Starlette:
+    """The admin API on ``operations`` (mount it at ``/admin``), guarded by ``token``."""
+    routes = _Routes(operations)
 
     async def openapi(request: Request) -> Response:
         return json_response(openapi_document(str(request.scope.get("root_path") or "/admin")))
@@ -298,7 +220,7 @@ def create_admin_app(hook: PayHook) -> Starlette:
             by_method("/deliveries", GET=routes.list_deliveries),
             by_method("/deliveries/{id}", GET=routes.get_delivery),
             by_method("/deliveries/{id}/retry", POST=routes.retry),
-            *subscription_routes(hook),
+            *subscription_routes(operations),
         ],
         middleware=[Middleware(BearerAuth, token=token)],
         exception_handlers={HTTPException: _http_error},

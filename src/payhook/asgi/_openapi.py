@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from payhook._subscription_rules import NAME_PATTERN
 from payhook._version import __version__
 from payhook.asgi._admin_common import ERROR_CODES
-from payhook.storage._admin_queries import DELIVERY_STATUSES, MAX_LIMIT
+from payhook.operations import AGE_PATTERN, DELIVERY_STATUSES, MAX_LIMIT
 
 __all__ = ["openapi_document"]
 
@@ -27,7 +28,14 @@ _FILTER = {
     "maxLength": 64,
     "pattern": r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$",
 }
-_SUB_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"}
+_SUB_NAME = {"type": "string", "pattern": NAME_PATTERN}
+# What operators may give for since/until: an RFC 3339 time or an age ("6h", "3d").
+_SINCE = {
+    "type": "string",
+    "maxLength": 64,
+    "anyOf": [{"format": "date-time"}, {"pattern": AGE_PATTERN}],
+    "description": "An RFC 3339 time with an offset, or an age before now such as 6h or 3d.",
+}
 _URL = {
     "type": "string",
     "maxLength": 2048,
@@ -194,7 +202,7 @@ def _schemas() -> dict[str, Any]:
         ),
         "RecoverRequest": _obj(
             ["since"],
-            {"since": {**_TIME, "maxLength": 64}, "dry_run": {"type": "boolean"}},
+            {"since": _SINCE, "dry_run": {"type": "boolean"}},
             additionalProperties=False,
         ),
         "RecoverResult": _obj(
@@ -245,8 +253,8 @@ _PAGING = [
         {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"},
         "next_cursor of the previous page.",
     ),
-    _q("since", {**_TIME, "maxLength": 64}, "Created at or after this time."),
-    _q("until", {**_TIME, "maxLength": 64}, "Created before this time."),
+    _q("since", _SINCE, "Created at or after this time (or an age: 6h)."),
+    _q("until", _SINCE, "Created before this time (or an age: 6h)."),
 ]
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\u0000]+$"}
 

@@ -1,20 +1,21 @@
-"""Subscription value objects, validation and the stored secret list (no I/O)."""
+"""Subscription value objects and the stored secret list (no I/O).
+
+What a subscription may be (name, URL, filters, secret) is ruled by
+:mod:`payhook._subscription_rules`.
+"""
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Row
 
-from payhook.errors import ConfigurationError
-from payhook.events import parse_rfc3339, to_rfc3339, validate_filter
-from payhook.signing._standard import parse_secret
+from payhook.errors import InvalidSubscriptionError
+from payhook.events import parse_rfc3339, to_rfc3339
 
 __all__ = [
     "REASON_CONFIG",
@@ -25,15 +26,9 @@ __all__ = [
     "UpsertResult",
     "dump_secrets",
     "from_row",
-    "invalid",
     "rotated",
-    "validate_events",
-    "validate_name",
-    "validate_secret",
-    "validate_url",
 ]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 # Why a subscription was disabled; only these are undone by the config on the next start.
 REASON_CONFIG = "disabled in the configuration"
 REASON_REMOVED = "removed from the configuration"
@@ -114,55 +109,6 @@ class UpsertResult:
 
 
 # --------------------------------------------------------------------------------------------
-# validation
-
-
-def invalid(message: str) -> ConfigurationError:
-    return ConfigurationError(message, reason="invalid_subscription")
-
-
-def validate_name(name: str) -> str:
-    """``name`` if it is a usable subscription name."""
-    if not _NAME.match(name):
-        raise invalid("a subscription name is 1-128 letters, digits or _.:- characters")
-    return name
-
-
-def validate_url(url: str) -> str:
-    """``url`` if it is an absolute http(s) URL with a host."""
-    if len(url) > 2048 or any(c.isspace() for c in url):
-        raise invalid("a subscription URL must be an http:// or https:// URL")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port
-    except ValueError:
-        raise invalid("a subscription URL must be an http:// or https:// URL") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise invalid("a subscription URL must be an http:// or https:// URL")
-    return url
-
-
-def validate_events(events: Iterable[str]) -> tuple[str, ...]:
-    """The filters as a tuple, if each is ``*``, an event type or a ``prefix.*`` wildcard."""
-    if isinstance(events, str):
-        raise invalid("events must be a list of filters")
-    result = tuple(events)
-    if not result:
-        raise invalid("a subscription needs at least one event filter ('*' for all)")
-    for pattern in result:
-        if not validate_filter(pattern):
-            raise invalid("an event filter is '*', an event type or a 'prefix.*' wildcard")
-    return result
-
-
-def validate_secret(secret: str) -> str:
-    """``secret`` if it is a ``whsec_`` secret of at least 24 bytes (never echoed)."""
-    parse_secret(secret)
-    return secret
-
-
-# --------------------------------------------------------------------------------------------
 # rows
 
 
@@ -219,7 +165,7 @@ def rotated(
     retiring keep their earlier expiry; expired ones are dropped.
     """
     if grace_s < 0:
-        raise invalid("the rotation grace period cannot be negative")
+        raise InvalidSubscriptionError("the rotation grace period cannot be negative")
     until = now + timedelta(seconds=grace_s)
     kept = [SubscriptionSecret(secret=new_secret)]
     for item in current:

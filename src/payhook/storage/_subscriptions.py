@@ -16,7 +16,19 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payhook._clock import Clock, SystemClock
-from payhook.errors import ConflictError, NotFoundError
+from payhook._subscription_rules import (
+    validate_events,
+    validate_name,
+    validate_secret,
+    validate_url,
+)
+from payhook.errors import (
+    ConfigurationError,
+    InvalidSubscriptionError,
+    SubscriptionExistsError,
+    SubscriptionIsHandlerError,
+    SubscriptionNotFoundError,
+)
 from payhook.events import new_id
 from payhook.signing._standard import generate_secret
 from payhook.storage._subscription_model import (
@@ -28,12 +40,7 @@ from payhook.storage._subscription_model import (
     UpsertResult,
     dump_secrets,
     from_row,
-    invalid,
     rotated,
-    validate_events,
-    validate_name,
-    validate_secret,
-    validate_url,
 )
 from payhook.storage._tables import subscriptions
 from payhook.storage._txn import read_tx, write_tx
@@ -55,6 +62,26 @@ __all__ = [
 ]
 
 DEFAULT_GRACE_S = 86400.0
+
+
+def _not_found(name: str) -> SubscriptionNotFoundError:
+    return SubscriptionNotFoundError(f"no subscription named {name!r}")
+
+
+def _check_specs(specs: Sequence[SubscriptionSpec]) -> list[str]:
+    try:
+        names = [validate_name(spec.name) for spec in specs]
+        for spec in specs:
+            validate_url(spec.url)
+            validate_events(spec.events)
+            validate_secret(spec.secret)
+    except InvalidSubscriptionError as exc:
+        raise ConfigurationError(exc.message, reason=exc.reason) from None
+    if len(set(names)) != len(names):
+        raise ConfigurationError(
+            "two configured subscriptions share a name", reason="invalid_subscription"
+        )
+    return names
 
 
 async def _fetch(conn: AsyncConnection, name: str) -> Subscription | None:
@@ -92,17 +119,11 @@ async def upsert_config_subscriptions(
 
     Raises:
         ConfigurationError: a spec is invalid or two specs share a name.
-        ConflictError: a name belongs to an in-process handler subscription.
+        SubscriptionIsHandlerError: a name belongs to an in-process handler subscription.
         StorageUnavailableError: the database is unavailable.
     """
     clock = clock or SystemClock()
-    names = [validate_name(spec.name) for spec in specs]
-    if len(set(names)) != len(names):
-        raise invalid("two configured subscriptions share a name")
-    for spec in specs:
-        validate_url(spec.url)
-        validate_events(spec.events)
-        validate_secret(spec.secret)
+    names = _check_specs(specs)
     created: list[str] = []
     changed: list[str] = []
     rotations: list[str] = []
@@ -133,9 +154,8 @@ async def upsert_config_subscriptions(
                 created.append(spec.name)
                 continue
             if current.kind != "http":
-                raise ConflictError(
-                    f"subscription {spec.name!r} is an in-process handler, not a URL",
-                    reason="subscription_kind",
+                raise SubscriptionIsHandlerError(
+                    f"subscription {spec.name!r} is an in-process handler, not a URL"
                 )
             values: dict[str, Any] = {}
             if current.url != spec.url:
@@ -190,7 +210,8 @@ async def ensure_handler_subscription(
     deliveries go through the same outbox, retries and dead state as HTTP ones.
 
     Raises:
-        ConflictError: the name belongs to an HTTP subscription.
+        InvalidSubscriptionError: an invalid name or filter.
+        SubscriptionIsHandlerError: the name belongs to an HTTP subscription.
     """
     validate_name(name)
     filters = validate_events(events)
@@ -216,9 +237,8 @@ async def ensure_handler_subscription(
                 )
             )
         elif current.kind != "handler":
-            raise ConflictError(
-                f"subscription {name!r} already exists as an HTTP subscription",
-                reason="subscription_kind",
+            raise SubscriptionIsHandlerError(
+                f"subscription {name!r} already exists as an HTTP subscription"
             )
         elif current.events != filters:
             await conn.execute(
@@ -242,12 +262,12 @@ async def get_subscription(engine: AsyncEngine, name: str) -> Subscription:
     """One subscription by name.
 
     Raises:
-        NotFoundError: there is none by that name.
+        SubscriptionNotFoundError: there is none by that name.
     """
     async with read_tx(engine) as conn:
         found = await _fetch(conn, name)
     if found is None:
-        raise NotFoundError(f"no subscription named {name!r}")
+        raise _not_found(name)
     return found
 
 
@@ -267,8 +287,8 @@ async def create_subscription(
         secret: a ``whsec_`` secret; one is generated when omitted.
 
     Raises:
-        ConfigurationError: invalid name, URL, filters or secret.
-        ConflictError: the name is taken.
+        InvalidSubscriptionError: invalid name, URL, filters or secret (a subclass says which).
+        SubscriptionExistsError: the name is taken.
     """
     validate_name(name)
     validate_url(url)
@@ -279,7 +299,7 @@ async def create_subscription(
         await _lock_names(conn)
         now = clock.now()
         if await _fetch(conn, name) is not None:
-            raise ConflictError(f"subscription {name!r} already exists", reason="exists")
+            raise SubscriptionExistsError(f"subscription {name!r} already exists")
         await conn.execute(
             insert(subscriptions).values(
                 id=new_id("sub"),
@@ -318,8 +338,9 @@ async def update_subscription(
     with ``grace_s`` of overlap (see :func:`rotate_secret`).
 
     Raises:
-        NotFoundError: no such subscription.
-        ConfigurationError: invalid URL, filters or secret, or a URL/secret for a handler.
+        SubscriptionNotFoundError: no such subscription.
+        InvalidSubscriptionError: invalid URL, filters or secret.
+        SubscriptionIsHandlerError: a URL or secret for an in-process handler.
     """
     if url is not None:
         validate_url(url)
@@ -331,9 +352,11 @@ async def update_subscription(
         now = clock.now()
         current = await _fetch(conn, name)
         if current is None:
-            raise NotFoundError(f"no subscription named {name!r}")
+            raise _not_found(name)
         if current.kind != "http" and (url is not None or secret is not None):
-            raise invalid("an in-process handler subscription has no URL or secret")
+            raise SubscriptionIsHandlerError(
+                f"{name!r} is an in-process handler subscription: it has no URL or secret"
+            )
         values: dict[str, Any] = {"updated_at": now}
         if url is not None:
             values["url"] = url
@@ -372,8 +395,9 @@ async def rotate_secret(
     secret (show it once; it is never logged).
 
     Raises:
-        NotFoundError: no such subscription.
-        ConfigurationError: the secret is weak or malformed, or the subscription is a handler.
+        SubscriptionNotFoundError: no such subscription.
+        InvalidSecretError: the secret is weak or malformed.
+        SubscriptionIsHandlerError: the subscription is an in-process handler.
     """
     secret = validate_secret(new_secret) if new_secret is not None else generate_secret()
     updated = await update_subscription(engine, name, secret=secret, grace_s=grace_s, clock=clock)
@@ -384,9 +408,9 @@ async def delete_subscription(engine: AsyncEngine, name: str) -> None:
     """Delete a subscription with its deliveries and their attempts.
 
     Raises:
-        NotFoundError: no such subscription.
+        SubscriptionNotFoundError: no such subscription.
     """
     async with write_tx(engine) as conn:
         result = await conn.execute(delete(subscriptions).where(subscriptions.c.name == name))
         if not result.rowcount:
-            raise NotFoundError(f"no subscription named {name!r}")
+            raise _not_found(name)

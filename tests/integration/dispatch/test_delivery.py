@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook.dispatch import Dispatcher, RetryPolicy
-from payhook.storage._outbox_admin import get_delivery, replay_event
+from payhook.storage._operator import get_delivery
+from payhook.storage._requeue import replay_event
 from payhook.storage._subscriptions import get_subscription, update_subscription
 from payhook.storage._tables import subscriptions
 from payhook.testing import FakeClock
@@ -246,14 +247,14 @@ async def test_webhook_id_is_stable_across_replay(
     dispatcher = _dispatcher(engine, clock)
     await dispatcher.run_until_idle()
     clock.advance(10)
-    [new_delivery] = await replay_event(engine, seeded.event_ids[0], "orders", clock=clock)
+    [new_delivery] = await replay_event(engine, seeded.event_ids[0], "orders", now=clock.now())
     assert new_delivery != seeded.delivery_ids[0]
     assert await dispatcher.run_until_idle() == 1
     first, second = subscriber.on("orders")
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == seeded.event_ids[0]
     assert int(second.headers["webhook-timestamp"]) >= int(first.headers["webhook-timestamp"]) + 10
     assert first.body == second.body
-    assert (await get_delivery(engine, new_delivery)).status == "succeeded"
+    assert (await get_delivery(engine, new_delivery, now=clock.now())).status == "succeeded"
 
 
 async def test_rotation_sends_one_signature_per_active_secret(

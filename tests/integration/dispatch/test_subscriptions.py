@@ -7,7 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from payhook.errors import ConfigurationError, ConflictError, NotFoundError
+from payhook.errors import (
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    SubscriptionIsHandlerError,
+    WeakSecretError,
+)
 from payhook.storage._subscriptions import (
     SubscriptionSpec,
     create_subscription,
@@ -153,7 +159,7 @@ async def test_handler_subscriptions(engine: AsyncEngine) -> None:
         await ensure_handler_subscription(engine, "orders", ["*"])
     with pytest.raises(ConflictError):
         await upsert_config_subscriptions(engine, [_spec(name="mark_paid")])
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(SubscriptionIsHandlerError):
         await update_subscription(engine, "mark_paid", url="http://127.0.0.1/x")
 
 
@@ -185,7 +191,7 @@ async def test_crud_and_rotation(engine: AsyncEngine) -> None:
     immediate, third = await rotate_secret(engine, "ledger", SECRET, 0, clock=clock)
     assert third == SECRET
     assert immediate.active_secrets(clock.now()) == (SECRET,)
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(WeakSecretError):
         await rotate_secret(engine, "ledger", WEAK)
 
     await delete_subscription(engine, "ledger")

@@ -1,4 +1,5 @@
-"""What operators see of events and deliveries (admin API and CLI): views and opaque cursors.
+"""What operators see of events and deliveries (admin API and CLI): the one read model,
+recovery counts, delivery gauges and opaque cursors.
 
 Cursors wrap the id of the last row of a page: ids are time-sortable ULIDs (``evt_…``,
 ``dlv_…``), so the next page of a newest-first listing is "ids below this one".
@@ -13,13 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from payhook._types import DeliveryStatus
 from payhook.events import to_rfc3339
 
 __all__ = [
     "AttemptView",
+    "DeliveryGauges",
     "DeliveryView",
     "EventView",
     "Page",
+    "Recovery",
     "decode_cursor",
     "encode_cursor",
 ]
@@ -87,7 +91,7 @@ class DeliveryView:
     order_id: str | None
     subscription: str
     subscription_id: str
-    status: str
+    status: DeliveryStatus
     attempt_count: int
     in_flight: bool
     next_attempt_at: datetime | None
@@ -100,7 +104,7 @@ class DeliveryView:
 
     def to_json(self, *, with_attempts: bool = True) -> dict[str, Any]:
         """A JSON-ready dict (``next_attempt_at`` only while the delivery waits for a retry)."""
-        waiting = self.status in ("pending", "failed") and not self.in_flight
+        waiting = not self.status.finished and not self.in_flight
         data: dict[str, Any] = {
             "id": self.id,
             "event_id": self.event_id,
@@ -123,6 +127,29 @@ class DeliveryView:
         if with_attempts:
             data["attempts"] = [a.to_json() for a in self.attempts]
         return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recovery:
+    """What a bulk recovery of dead deliveries found and did.
+
+    ``found`` dead deliveries matched; ``requeued`` of them were re-queued; ``skipped`` were
+    left alone because they changed meanwhile (retried, being sent, or deleted).
+    A dry run only counts: ``requeued == skipped == 0``.
+    """
+
+    found: int
+    requeued: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryGauges:
+    """Per subscription name: deliveries waiting, the age of the oldest one, dead ones."""
+
+    pending: dict[str, int]
+    oldest_pending_age_s: dict[str, float]
+    dead: dict[str, int]
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Read-only queries for operators (admin API and CLI): events and deliveries, newest first.
+"""The operator's read model (admin API and CLI, through :mod:`payhook.operations`): events
+and deliveries newest first, and the delivery gauges ``/metrics`` shows.
 
 Pagination is keyset on the primary key. Event and delivery ids are time-sortable
 (``evt_…``/``dlv_…`` ULIDs), so "newest first" is ``ORDER BY id DESC`` and the next page is
@@ -9,40 +10,45 @@ repeat or hide the rows it has not seen yet.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, select
-from sqlalchemy.engine import Row
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import Row, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from payhook.errors import NotFoundError
-from payhook.storage._admin_views import (
+from payhook._types import DeliveryStatus
+from payhook.errors import (
+    ConfigurationError,
+    DeliveryNotFoundError,
+    EventNotFoundError,
+    InvalidRequestError,
+    PayhookError,
+    StorageUnavailableError,
+)
+from payhook.storage._operator_views import (
     AttemptView,
+    DeliveryGauges,
     DeliveryView,
     EventView,
     Page,
-    decode_cursor,
     encode_cursor,
 )
-from payhook.storage._outbox_admin import DELIVERY_STATUSES, dead_since, is_leased
 from payhook.storage._tables import attempts, deliveries, events, subscriptions
 from payhook.storage._txn import read_tx
 
 __all__ = [
-    "DELIVERY_STATUSES",
     "MAX_LIMIT",
-    "AttemptView",
-    "DeliveryView",
-    "EventView",
-    "Page",
-    "dead_delivery_ids",
-    "decode_cursor",
+    "connection_problem",
     "deliveries_of_events",
-    "encode_cursor",
+    "delivery_gauges",
     "get_delivery",
     "get_event",
+    "is_leased",
     "list_deliveries",
     "list_events",
 ]
@@ -52,8 +58,40 @@ MAX_LIMIT = 500
 
 def _check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+        raise InvalidRequestError(f"limit: must be an integer from 1 to {MAX_LIMIT}")
     return limit
+
+
+_MISSING_TABLE = re.compile(r"no such table|does not exist|UndefinedTable", re.IGNORECASE)
+
+
+def connection_problem(database_url: str, exc: BaseException | None) -> PayhookError | None:
+    """What to tell an operator whose command could not use ``database_url`` (None if
+    ``exc`` is not a database problem). With ``exc=None``: whether the SQLite file is missing,
+    checked before connecting so a command never creates an empty database by accident."""
+    url = make_url(database_url)
+    if exc is None:
+        database = url.database
+        if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return None
+        if Path(database).exists():
+            return None
+        return ConfigurationError(
+            f"the database file {database} does not exist "
+            "(run `payhook db upgrade` or start `payhook serve` first)"
+        )
+    if not isinstance(exc, StorageUnavailableError | SQLAlchemyError):
+        return None
+    if _MISSING_TABLE.search(f"{exc} {exc.__cause__ or ''}"):
+        return ConfigurationError("the database has no payhook tables (run `payhook db upgrade`)")
+    shown = url.render_as_string(hide_password=True)
+    return StorageUnavailableError(f"the database {shown} is unavailable")
+
+
+def is_leased(row: Any, now: datetime) -> bool:
+    """Whether a worker holds the delivery right now (a live claim: its lease has not run
+    out). ``row`` has ``claim_token`` and ``lease_until``."""
+    return row.claim_token is not None and row.lease_until is not None and row.lease_until > now
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,12 +174,12 @@ async def get_event(engine: AsyncEngine, event_id: str) -> EventView:
     """One event.
 
     Raises:
-        NotFoundError: no event has this id.
+        EventNotFoundError: no event has this id.
     """
     async with read_tx(engine) as conn:
         row = (await conn.execute(_event_columns().where(events.c.id == event_id))).first()
     if row is None:
-        raise NotFoundError(f"no event with id {event_id!r}", reason="event_not_found")
+        raise EventNotFoundError(f"no event with id {event_id!r}")
     return _event_view(row)
 
 
@@ -213,7 +251,7 @@ async def _views(
             order_id=row.order_id,
             subscription=row.subscription,
             subscription_id=row.subscription_id,
-            status=row.status,
+            status=DeliveryStatus(row.status),
             attempt_count=row.attempt_count,
             in_flight=is_leased(row, now),
             next_attempt_at=row.next_attempt_at,
@@ -231,7 +269,7 @@ async def _views(
 async def list_deliveries(
     engine: AsyncEngine,
     *,
-    status: str | None = None,
+    status: DeliveryStatus | None = None,
     subscription: str | None = None,
     event_id: str | None = None,
     order_id: str | None = None,
@@ -287,13 +325,13 @@ async def get_delivery(engine: AsyncEngine, delivery_id: str, *, now: datetime) 
     """One delivery with its attempts.
 
     Raises:
-        NotFoundError: no delivery has this id.
+        DeliveryNotFoundError: no delivery has this id.
     """
     async with read_tx(engine) as conn:
         rows = (await conn.execute(_delivery_columns().where(deliveries.c.id == delivery_id))).all()
         items = await _views(conn, rows, True, now)
     if not items:
-        raise NotFoundError(f"no delivery with id {delivery_id!r}", reason="delivery_not_found")
+        raise DeliveryNotFoundError(f"no delivery with id {delivery_id!r}")
     return items[0]
 
 
@@ -323,24 +361,41 @@ async def deliveries_of_events(
     return found
 
 
-async def dead_delivery_ids(engine: AsyncEngine, subscription: str, since: datetime) -> list[str]:
-    """Ids of the dead deliveries :func:`recover_dead` would re-queue, oldest first.
-
-    The selection :func:`recover_dead` uses (``dead_since``), so the CLI can re-queue them
-    one by one and show progress.
+async def delivery_gauges(engine: AsyncEngine, *, now: datetime) -> DeliveryGauges:
+    """Per subscription: deliveries waiting (pending or failed), the age of the oldest waiting
+    one, and dead ones.
 
     Raises:
-        NotFoundError: no subscription has this name.
+        StorageUnavailableError: the database is unavailable.
     """
-    async with read_tx(engine) as conn:
-        sub_id = await conn.scalar(
-            select(subscriptions.c.id).where(subscriptions.c.name == subscription)
+    query = (
+        select(
+            subscriptions.c.name,
+            deliveries.c.status,
+            func.count(),
+            func.min(deliveries.c.created_at),
         )
-        if sub_id is None:
-            raise NotFoundError(
-                f"no subscription named {subscription!r}", reason="subscription_not_found"
+        .select_from(
+            deliveries.join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+        )
+        .where(
+            deliveries.c.status.in_(
+                (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.DEAD)
             )
-        rows = await conn.execute(
-            select(deliveries.c.id).where(dead_since(sub_id, since)).order_by(deliveries.c.id)
         )
-        return [str(row.id) for row in rows]
+        .group_by(subscriptions.c.name, deliveries.c.status)
+    )
+    async with read_tx(engine) as conn:
+        rows = (await conn.execute(query)).all()
+    pending: dict[str, int] = {}
+    oldest: dict[str, float] = {}
+    dead: dict[str, int] = {}
+    for name, status, count, first in rows:
+        if status == DeliveryStatus.DEAD:
+            dead[name] = dead.get(name, 0) + count
+            continue
+        pending[name] = pending.get(name, 0) + count
+        if first is not None:
+            age = max(0.0, (now - first).total_seconds())
+            oldest[name] = max(oldest.get(name, 0.0), age)
+    return DeliveryGauges(pending=pending, oldest_pending_age_s=oldest, dead=dead)

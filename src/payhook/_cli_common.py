@@ -1,0 +1,118 @@
+"""What every ``payhook`` command shares: ``--config``, loading settings, turning payhook
+errors into one line on stderr, the operator service for commands that work on the
+database, and the time option type.
+
+``cli`` (the group and its commands) and the command modules (``_cli_ops``,
+``_cli_subscriptions``) import this module; it imports none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from payhook.config import PayhookSettings, load_settings
+from payhook.errors import PayhookError, RequestError
+from payhook.operations import Operations, parse_time
+
+__all__ = [
+    "TimeParam",
+    "config_option",
+    "config_path",
+    "fail",
+    "load",
+    "run_operations",
+    "user_errors",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+config_option = click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Configuration file (default: $PAYHOOK_CONFIG, else ./payhook.toml).",
+)
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with code 1."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def user_errors(fn: F) -> F:
+    """Turn payhook errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PayhookError as exc:
+            fail(exc.message)
+        except OSError as exc:
+            fail(f"{exc.__class__.__name__}: {exc.strerror or exc}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def config_path(config: str | None) -> str | None:
+    """``--config`` given on the command, else on the group."""
+    if config:
+        return config
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.obj and ctx.obj.get("config"):
+            return str(ctx.obj["config"])
+        ctx = ctx.parent
+    return None
+
+
+def load(config: str | None) -> PayhookSettings:
+    """The settings named by ``--config``, with logging configured from them."""
+    settings = load_settings(config_path(config))
+    from payhook._logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def run_operations(settings: PayhookSettings, work: Callable[[Operations], Awaitable[T]]) -> T:
+    """Run ``work`` with the operator service on the configured database (no server needed).
+
+    Raises:
+        ConfigurationError: the database is missing or has no payhook tables.
+        StorageUnavailableError: the database cannot be reached.
+    """
+
+    async def run() -> T:
+        async with Operations.open(settings.database_url) as operations:
+            return await work(operations)
+
+    return asyncio.run(run())
+
+
+class TimeParam(click.ParamType[datetime]):
+    """An RFC 3339 time (``2026-11-28T09:00:00+08:00``) or an age (``90m``, ``6h``, ``3d``):
+    what the admin API accepts too (:func:`payhook.operations.parse_time`)."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            return parse_time(text, name=self.name, now=datetime.now(UTC))
+        except RequestError:
+            self.fail(f"{text!r} is not a time (use 2026-11-28T09:00:00Z or an age like 6h)")

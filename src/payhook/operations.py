@@ -1,0 +1,563 @@
+"""The operator service: the one door through which the admin API and the CLI reach storage.
+
+Both edges call the same verbs (list, inspect, replay, retry, recover, manage subscriptions),
+so they share one algorithm per verb, one rule for what may be changed, one JSON view of a
+subscription and one parser for times. Bad input raises a
+:class:`~payhook.errors.RequestError` carrying its own stable ``code``; the admin API answers
+with it, the CLI prints its message.
+
+Example::
+
+    async with Operations.open("sqlite+aiosqlite:///payhook.db") as ops:
+        page = await ops.list_deliveries(status="dead", subscription="orders")
+        result = await ops.recover("orders", parse_time("3d", name="since", now=ops.now()))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from payhook._subscription_rules import validate_name
+from payhook._types import DeliveryStatus, SubscriptionKind, SubscriptionSource
+from payhook.config import parse_duration
+from payhook.errors import (
+    DeliveryNotFoundError,
+    EventNotFoundError,
+    InvalidCursorError,
+    InvalidNameError,
+    InvalidRequestError,
+    SubscriptionIsHandlerError,
+    SubscriptionManagedByConfigError,
+    SubscriptionNotFoundError,
+)
+from payhook.events import validate_filter
+from payhook.storage import Store, _operator as reads, _requeue as writes, _subscriptions as subs
+from payhook.storage._operator import MAX_LIMIT, connection_problem
+from payhook.storage._operator_views import (
+    AttemptView,
+    DeliveryGauges,
+    DeliveryView,
+    EventView,
+    Page,
+    Recovery,
+    decode_cursor,
+)
+from payhook.storage._subscription_model import Subscription, SubscriptionSpec, UpsertResult
+from payhook.storage._subscriptions import DEFAULT_GRACE_S
+
+__all__ = [
+    "AGE_PATTERN",
+    "DEFAULT_GRACE_S",
+    "DELIVERY_STATUSES",
+    "MAX_LIMIT",
+    "SECRET_MASK",
+    "AttemptView",
+    "DeliveryGauges",
+    "DeliveryView",
+    "EventView",
+    "Operations",
+    "Page",
+    "Progress",
+    "Recovery",
+    "Subscription",
+    "SubscriptionSpec",
+    "parse_time",
+    "subscription_json",
+]
+
+SECRET_MASK = "whsec_********"  # noqa: S105 - what every answer shows instead of a secret
+# In the order listings and help texts have always shown them.
+DELIVERY_STATUSES = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.SUCCEEDED,
+    DeliveryStatus.DEAD,
+)
+RECOVERY_BATCH = 200  # deliveries re-queued per transaction (and per progress report)
+
+# (done, total): called after each batch of a recovery.
+Progress = Callable[[int, int], None]
+
+_EVENT_ID = re.compile(r"evt_[0-9a-z]{26}\Z")
+_DELIVERY_ID = re.compile(r"dlv_[0-9a-z]{26}\Z")
+
+
+# --------------------------------------------------------------------------------------------
+# operator input and output, shared by the admin API and the CLI
+
+
+def subscription_json(
+    sub: Subscription, now: datetime, *, secret: str | None = None
+) -> dict[str, Any]:
+    """The public view of ``sub``; ``secret`` is given only in the answer that created it
+    (or rotated it). Every other view shows :data:`SECRET_MASK` (``None`` for a handler)."""
+    data = sub.public_dict(now)
+    signed = SubscriptionKind(sub.kind).signed
+    data["secret"] = secret if secret is not None else (SECRET_MASK if signed else None)
+    return data
+
+
+# An age ("90m", "6h", "3d"; a bare number is seconds): what parse_duration reads, with no
+# spaces. The JSON-schema form of the OpenAPI document uses the same text.
+AGE_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)?$"
+_AGE = re.compile(AGE_PATTERN.removesuffix("$") + r"\Z")
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z",
+    re.ASCII,
+)
+_MIN_TIME = datetime.min.replace(tzinfo=UTC)
+_MAX_TIME = datetime.max.replace(tzinfo=UTC)
+_BAD_TIME = (
+    "must be an RFC 3339 time with an offset (e.g. 2026-11-28T09:00:00Z) or an age (e.g. 6h, 3d)"
+)
+
+
+def parse_time(text: str, *, name: str, now: datetime) -> datetime:
+    """An operator's time: RFC 3339 with an offset (``Z`` or ``+08:00``), or an age before
+    ``now`` (``90m``, ``6h``, ``3d``), as aware UTC. The admin API and the CLI both read
+    ``since``/``until`` with it.
+
+    Leap seconds count as :59; times beyond what Python represents clamp to its range.
+
+    Raises:
+        InvalidRequestError: neither (the message starts with ``name``).
+    """
+    if _AGE.match(text):
+        seconds = parse_duration(text)
+        try:
+            if not math.isfinite(seconds):
+                raise OverflowError
+            return now.astimezone(UTC) - timedelta(seconds=seconds)
+        except OverflowError:
+            return _MIN_TIME
+    match = _RFC3339.match(text)
+    if match is None:
+        raise InvalidRequestError(f"{name}: {_BAD_TIME}")
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    micro = int((match.group(7) or "0")[:6].ljust(6, "0"))
+    offset_h, offset_m = int(match.group(10) or 0), int(match.group(11) or 0)
+    if offset_h > 23 or offset_m > 59:
+        raise InvalidRequestError(f"{name}: {_BAD_TIME}")
+    offset = timedelta(hours=offset_h, minutes=offset_m)
+    if match.group(9) == "-":
+        offset = -offset
+    try:
+        local = datetime(
+            max(year, 1), month, day, hour, minute, min(second, 59), micro, timezone(offset)
+        )
+    except ValueError:
+        raise InvalidRequestError(f"{name}: {_BAD_TIME}") from None
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:
+        return _MIN_TIME if local.year == 1 else _MAX_TIME
+
+
+def parse_cursor(cursor: str, prefix: str) -> str:
+    """The row id inside a ``next_cursor`` of a listing of ``prefix`` ids (``evt``/``dlv``).
+
+    Raises:
+        InvalidCursorError: not a cursor of this listing.
+    """
+    found = decode_cursor(cursor, prefix)
+    if found is None:
+        raise InvalidCursorError("cursor: not a cursor of this listing (use next_cursor as is)")
+    return found
+
+
+def parse_status(value: str) -> DeliveryStatus:
+    """A delivery status by name.
+
+    Raises:
+        InvalidRequestError: not a status.
+    """
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        raise InvalidRequestError(f"status: one of {', '.join(DELIVERY_STATUSES)}") from None
+
+
+def check_editable(sub: Subscription, *, what: str) -> None:
+    """The rule for subscriptions owned elsewhere: config-file subscriptions are re-applied
+    at every start and handler subscriptions belong to the code that registers them, so
+    operators may only enable or disable them.
+
+    Args:
+        what: the refused change, completing "… in the config file: {what} there".
+
+    Raises:
+        SubscriptionIsHandlerError: ``sub`` is an in-process handler.
+        SubscriptionManagedByConfigError: ``sub`` is declared in the config file.
+    """
+    if SubscriptionKind(sub.kind) is SubscriptionKind.HANDLER:
+        raise SubscriptionIsHandlerError(
+            f"subscription {sub.name!r} is an in-process handler: "
+            f"{what} in the code that registers it"
+        )
+    if sub.source == SubscriptionSource.CONFIG:
+        raise SubscriptionManagedByConfigError(
+            f"subscription {sub.name!r} is declared in the config file: {what} there and restart"
+        )
+
+
+def _event_id(event_id: str) -> str:
+    if not _EVENT_ID.match(event_id):  # could never exist; also keeps NUL off the database
+        raise EventNotFoundError(f"no event with id {event_id[:40]!r}")
+    return event_id
+
+
+def _delivery_id(delivery_id: str) -> str:
+    if not _DELIVERY_ID.match(delivery_id):
+        raise DeliveryNotFoundError(f"no delivery with id {delivery_id[:40]!r}")
+    return delivery_id
+
+
+def _subscription_name(name: str) -> str:
+    try:
+        return validate_name(name)
+    except InvalidNameError:  # could never have been created
+        raise SubscriptionNotFoundError(f"no subscription named {name[:40]!r}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# the service
+
+
+class Operations:
+    """Operator verbs on one payhook database (``PayHook.operations``, or
+    :meth:`Operations.open` for a command that runs without a server).
+
+    Args:
+        store: the database; its clock is the service's clock and its signal wakes an
+            in-process dispatcher after a re-queue.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"Operations({self._store!r})"
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, database_url: str, *, diagnose: bool = True) -> AsyncIterator[Operations]:
+        """An Operations on its own connection to ``database_url``, closed on exit.
+
+        Args:
+            diagnose: refuse a SQLite file that does not exist yet (instead of creating an
+                empty one), and explain database failures in one operator-facing error.
+
+        Raises:
+            ConfigurationError: the database file is missing or has no payhook tables.
+            StorageUnavailableError: the database cannot be reached (URL shown without
+                password).
+        """
+        problem = connection_problem(database_url, None) if diagnose else None
+        if problem is not None:
+            raise problem
+        store = Store(database_url)
+        try:
+            yield cls(store)
+        except Exception as exc:
+            translated = connection_problem(database_url, exc) if diagnose else None
+            if translated is None:
+                raise
+            raise translated from None
+        finally:
+            await store.close()
+
+    @property
+    def _engine(self) -> Any:
+        return self._store.engine
+
+    def now(self) -> datetime:
+        """The service's current time."""
+        return self._store.clock.now()
+
+    async def ready(self) -> bool:
+        """Whether the database answers (and takes writes)."""
+        return await self._store.ping()
+
+    async def migrate(self) -> None:
+        """Create or upgrade payhook's tables."""
+        await self._store.migrate()
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def list_events(
+        self,
+        *,
+        order_id: str | None = None,
+        event_type: str | None = None,
+        channel: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[EventView]:
+        """Events, newest first (``event_type`` is a filter: a type, ``prefix.*`` or ``*``).
+
+        Raises:
+            InvalidRequestError: a bad filter, limit or cursor.
+        """
+        if event_type is not None and not validate_filter(event_type):
+            raise InvalidRequestError("type: an event type, 'prefix.*' or '*'")
+        return await reads.list_events(
+            self._engine,
+            order_id=order_id,
+            event_type=event_type,
+            channel=channel,
+            since=since,
+            until=until,
+            limit=limit,
+            after_id=parse_cursor(cursor, "evt") if cursor is not None else None,
+        )
+
+    async def event(self, event_id: str) -> tuple[EventView, tuple[DeliveryView, ...]]:
+        """One event and its deliveries (oldest first) with their attempts.
+
+        Raises:
+            EventNotFoundError: no event has this id.
+        """
+        event = await reads.get_event(self._engine, _event_id(event_id))
+        found = await reads.deliveries_of_events(self._engine, [event.id], now=self.now())
+        return event, found[event.id]
+
+    async def deliveries_of_events(
+        self, event_ids: Sequence[str], *, with_attempts: bool = True
+    ) -> dict[str, tuple[DeliveryView, ...]]:
+        """The deliveries of each event, keyed by event id."""
+        return await reads.deliveries_of_events(
+            self._engine, event_ids, now=self.now(), with_attempts=with_attempts
+        )
+
+    async def replay(self, event_id: str, subscription: str | None = None) -> list[DeliveryView]:
+        """Send an event again (same event id) to every enabled subscription whose filters
+        match, or to ``subscription`` only; returns the new deliveries.
+
+        Raises:
+            EventNotFoundError: no event has this id.
+            SubscriptionNotFoundError: no subscription has this name.
+        """
+        ids = await writes.replay_event(
+            self._engine, _event_id(event_id), subscription, now=self.now()
+        )
+        if ids:
+            self._store.signal.notify()
+        return [await self.delivery(i) for i in ids]
+
+    # -- deliveries ---------------------------------------------------------------------------
+
+    async def list_deliveries(
+        self,
+        *,
+        status: str | None = None,
+        subscription: str | None = None,
+        event_id: str | None = None,
+        order_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        with_attempts: bool = True,
+    ) -> Page[DeliveryView]:
+        """Deliveries, newest first, each with its attempts unless ``with_attempts=False``.
+
+        Raises:
+            InvalidRequestError: a bad status, limit or cursor.
+        """
+        return await reads.list_deliveries(
+            self._engine,
+            status=parse_status(status) if status is not None else None,
+            subscription=subscription,
+            event_id=event_id,
+            order_id=order_id,
+            since=since,
+            until=until,
+            limit=limit,
+            after_id=parse_cursor(cursor, "dlv") if cursor is not None else None,
+            with_attempts=with_attempts,
+            now=self.now(),
+        )
+
+    async def delivery(self, delivery_id: str) -> DeliveryView:
+        """One delivery with its attempts.
+
+        Raises:
+            DeliveryNotFoundError: no delivery has this id.
+        """
+        return await reads.get_delivery(self._engine, _delivery_id(delivery_id), now=self.now())
+
+    async def retry(self, delivery_id: str) -> DeliveryView:
+        """Re-queue one delivery now (also a dead or succeeded one, with a fresh schedule).
+
+        Raises:
+            DeliveryNotFoundError: no delivery has this id.
+            DeliveryInFlightError: a worker is sending it right now.
+        """
+        await writes.retry_delivery(self._engine, _delivery_id(delivery_id), now=self.now())
+        self._store.signal.notify()
+        return await self.delivery(delivery_id)
+
+    async def recover(
+        self,
+        subscription: str,
+        since: datetime,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> Recovery:
+        """Re-queue every dead delivery of ``subscription`` whose last attempt was at or after
+        ``since`` (after a subscriber was down), in batches; ``progress(done, total)`` is
+        called before the first batch and after each one. A delivery that changed meanwhile
+        (retried, being sent, deleted) is skipped.
+
+        Raises:
+            SubscriptionNotFoundError: no subscription has this name.
+        """
+        sub_id, ids = await writes.dead_delivery_ids(
+            self._engine, _subscription_name(subscription), since
+        )
+        if dry_run:
+            return Recovery(found=len(ids))
+        requeued = 0
+        if progress is not None:
+            progress(0, len(ids))
+        for start in range(0, len(ids), RECOVERY_BATCH):
+            batch = ids[start : start + RECOVERY_BATCH]
+            requeued += await writes.requeue_dead(
+                self._engine, sub_id, since, batch, now=self.now()
+            )
+            if progress is not None:
+                progress(start + len(batch), len(ids))
+        if requeued:
+            self._store.signal.notify()
+        return Recovery(found=len(ids), requeued=requeued, skipped=len(ids) - requeued)
+
+    async def delivery_gauges(self) -> DeliveryGauges:
+        """Waiting and dead deliveries per subscription (for ``/metrics``)."""
+        return await reads.delivery_gauges(self._engine, now=self.now())
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    async def subscriptions(self) -> list[Subscription]:
+        """Every subscription, by name."""
+        return await subs.list_subscriptions(self._engine)
+
+    async def subscription(self, name: str) -> Subscription:
+        """One subscription.
+
+        Raises:
+            SubscriptionNotFoundError: no subscription has this name.
+        """
+        return await subs.get_subscription(self._engine, _subscription_name(name))
+
+    async def create_subscription(
+        self,
+        *,
+        name: str,
+        url: str,
+        events: Sequence[str] = ("*",),
+        secret: str | None = None,
+        enabled: bool = True,
+    ) -> tuple[Subscription, str]:
+        """Create a subscription; returns it and its secret (generated when not given).
+
+        Raises:
+            InvalidSubscriptionError: invalid name, URL, filters or secret (the subclass says
+                which).
+            SubscriptionExistsError: the name is taken.
+        """
+        return await subs.create_subscription(
+            self._engine,
+            name=name,
+            url=url,
+            events=events,
+            secret=secret,
+            enabled=enabled,
+            clock=self._store.clock,
+        )
+
+    async def update_subscription(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        enabled: bool | None = None,
+        secret: str | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
+    ) -> Subscription:
+        """Change a subscription; arguments left None stay as they are. Subscriptions owned
+        by the config file or by code may only be enabled or disabled (:func:`check_editable`).
+
+        Raises:
+            SubscriptionNotFoundError: no subscription has this name.
+            SubscriptionManagedByConfigError, SubscriptionIsHandlerError: see above.
+            InvalidSubscriptionError: invalid URL, filters or secret.
+        """
+        current = await self.subscription(name)
+        if url is not None or events is not None or secret is not None:
+            check_editable(current, what="change its URL, event filters or secret")
+        return await subs.update_subscription(
+            self._engine,
+            current.name,
+            url=url,
+            events=events,
+            enabled=enabled,
+            secret=secret,
+            grace_s=grace_s,
+            clock=self._store.clock,
+        )
+
+    async def rotate_secret(
+        self, name: str, secret: str | None = None, *, grace_s: float = DEFAULT_GRACE_S
+    ) -> tuple[Subscription, str]:
+        """Give a subscription a new secret (generated when not given); the previous one
+        keeps signing for ``grace_s``. Returns the subscription and the new secret.
+
+        Raises:
+            SubscriptionNotFoundError: no subscription has this name.
+            SubscriptionManagedByConfigError, SubscriptionIsHandlerError: see
+                :func:`check_editable`.
+            InvalidSecretError: the secret is weak or malformed.
+        """
+        current = await self.subscription(name)
+        check_editable(current, what="change its secret")
+        return await subs.rotate_secret(
+            self._engine, current.name, secret, grace_s, clock=self._store.clock
+        )
+
+    async def delete_subscription(self, name: str) -> None:
+        """Delete a subscription with its deliveries.
+
+        Raises:
+            SubscriptionNotFoundError: no subscription has this name.
+            SubscriptionManagedByConfigError, SubscriptionIsHandlerError: see
+                :func:`check_editable`.
+        """
+        current = await self.subscription(name)
+        check_editable(current, what="remove it")
+        await subs.delete_subscription(self._engine, current.name)
+
+    async def sync_subscriptions(
+        self, specs: Sequence[SubscriptionSpec], handlers: Mapping[str, Sequence[str]]
+    ) -> UpsertResult:
+        """Make the stored subscriptions match the config file and the registered handlers
+        (run at start).
+
+        Raises:
+            ConfigurationError: a spec is invalid.
+            SubscriptionIsHandlerError: a name is used by both kinds.
+        """
+        clock = self._store.clock
+        result = await subs.upsert_config_subscriptions(self._engine, specs, clock=clock)
+        for name, patterns in handlers.items():
+            await subs.ensure_handler_subscription(self._engine, name, patterns, clock=clock)
+        return result
