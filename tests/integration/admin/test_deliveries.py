@@ -156,6 +156,39 @@ async def test_bulk_recovery_counts_with_dry_run(hook: PayHook, client: httpx.As
     assert again.json()["count"] == 0
 
 
+async def test_bulk_recovery_accepts_an_age(hook: PayHook, client: httpx.AsyncClient) -> None:
+    """``since`` may be an age such as "1h", as on the command line (issue 17, item 8)."""
+    now = hook.clock.now()
+    recent = await one_delivery(hook, "RECENT")
+    old = await one_delivery(hook, "OLD")
+    await fail(hook, recent, dead=True, at=now - timedelta(minutes=30))
+    await fail(hook, old, dead=True, at=now - timedelta(hours=3))
+    path = "/admin/subscriptions/orders/recover"
+
+    dry = await client.post(path, json={"since": "1h", "dry_run": True})
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["count"] == 1
+    done = await client.post(path, json={"since": "1h"})
+    assert done.status_code == 200, done.text
+    assert done.json()["count"] == 1
+    since = done.json()["since"]
+    assert (now - timedelta(hours=1, minutes=1)).isoformat() < since.replace("Z", "+00:00")
+    pending = (await client.get("/admin/deliveries", params={"status": "pending"})).json()
+    assert [d["id"] for d in pending["items"]] == [recent]
+    wide = await client.post(path, json={"since": "1d"})
+    assert wide.json()["count"] == 1  # the old one; the recent one is pending now
+
+
+async def test_listing_since_an_age(hook: PayHook, client: httpx.AsyncClient) -> None:
+    """Listings read ``since``/``until`` with the same parser: ages work there too."""
+    delivery_id = await one_delivery(hook, "1001")
+    got = await client.get("/admin/deliveries", params={"since": "1h"})
+    assert got.status_code == 200, got.text
+    assert [d["id"] for d in got.json()["items"]] == [delivery_id]
+    none = await client.get("/admin/deliveries", params={"until": "1h"})
+    assert none.json()["items"] == []
+
+
 RECOVER = "/admin/subscriptions/orders/recover"
 SINCE = "2026-01-01T00:00:00Z"
 
@@ -166,6 +199,8 @@ SINCE = "2026-01-01T00:00:00Z"
         ("/admin/subscriptions/nope/recover", {"since": SINCE}, 404, "subscription_not_found"),
         (RECOVER, {}, 422, "invalid_body"),
         (RECOVER, {"since": "last week"}, 400, "invalid_parameter"),
+        (RECOVER, {"since": "1 h"}, 400, "invalid_parameter"),
+        (RECOVER, {"since": "-1h"}, 400, "invalid_parameter"),
         (RECOVER, {"since": "2026-01-01T00:00:00"}, 400, "invalid_parameter"),
         (RECOVER, {"since": SINCE, "dry_run": "yes"}, 422, "invalid_body"),
         (RECOVER, {"since": SINCE, "x": 1}, 422, "invalid_body"),
@@ -174,6 +209,8 @@ SINCE = "2026-01-01T00:00:00Z"
         "unknown-subscription",
         "no-since",
         "since-not-a-time",
+        "since-age-with-space",
+        "since-negative-age",
         "since-naive",
         "dry-run-not-bool",
         "unknown-field",
