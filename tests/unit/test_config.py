@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from payhook.config import AlipayChannel, WechatPayV3Channel, load_settings, parse_duration
+from payhook.config import load_settings, parse_duration
 from payhook.errors import ConfigurationError
+from payhook.providers.alipay import AlipayChannel
+from payhook.providers.wechatpay_v3 import WechatPayV3Channel
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SECRET_VALUES = [
