@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
@@ -304,6 +303,10 @@ class PlatformCertificateDownloader:
             "Accept": "application/json",
             "User-Agent": f"payhook/{__version__}",
         }
+        # Imported here: only certificate-download channels need an HTTP client, and the
+        # registry imports this module for every command line start.
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
             async with (
