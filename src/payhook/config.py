@@ -290,8 +290,6 @@ def _format_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
     for item in err["loc"]:
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-        elif item in provider_kinds() and parts and "[" in parts[-1]:
-            continue  # the discriminator tag pydantic adds for unions
         else:
             parts.append(str(item))
     key = ".".join(parts) or "(top level)"
