@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainValidator,
     SecretStr,
+    SerializeAsAny,
     ValidationError,
     field_validator,
     model_validator,
@@ -106,7 +107,8 @@ def _channel(value: Any) -> ChannelSettings:
 
 # A channel's settings model comes from the provider registry, so a provider registered
 # after this module was imported is accepted too.
-Channel = Annotated[ChannelSettings, PlainValidator(_channel)]
+# SerializeAsAny: a dump shows every field of the provider's own model.
+Channel = Annotated[SerializeAsAny[ChannelSettings], PlainValidator(_channel)]
 
 
 def _secret_problem(secret: str) -> str | None:

@@ -189,3 +189,14 @@ def test_channel_shape_errors(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         load_settings(path)
     assert info.value.message.startswith(f"{path}: {expected}")
+
+
+def test_dump_shows_each_providers_fields(sample: Path) -> None:
+    """A dump has every field of each channel's own model, secrets masked, without warnings."""
+    settings = load_settings(sample)
+    dumped = settings.model_dump(mode="json")
+    assert dumped["channels"][0]["seller_id"] == "2088000000000001"
+    assert dumped["channels"][1]["api_v3_key"] == "**********"
+    text = settings.model_dump_json()
+    for secret in SECRET_VALUES[1:]:
+        assert secret not in text
