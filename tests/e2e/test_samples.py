@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from payhook._wiring import build_simulator
 from payhook.config import load_settings
+from payhook.providers import build_simulator
 
 pytestmark = pytest.mark.e2e
 

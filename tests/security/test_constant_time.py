@@ -149,8 +149,8 @@ def _calls(path: Path) -> set[str]:
     ("module", "needed"),
     [
         ("signing/_rsa.py", ".verify"),  # Alipay RSA2/RSA: cryptography's verify
-        ("providers/_wechat_v3_sign.py", ".verify"),  # WeChat Pay v3 RSA-SHA256
-        ("providers/wechatpay_v2.py", "hmac.compare_digest"),  # v2 MD5 / HMAC-SHA256
+        ("providers/wechatpay_v3/_sign.py", ".verify"),  # WeChat Pay v3 RSA-SHA256
+        ("providers/wechatpay_v2/_adapter.py", "hmac.compare_digest"),  # v2 MD5 / HMAC-SHA256
         ("asgi/_admin.py", "hmac.compare_digest"),  # the admin bearer token
     ],
     ids=["alipay-rsa", "wechat-v3-rsa", "wechat-v2-sign", "admin-token"],
