@@ -171,8 +171,8 @@ def test_sqlite_refund_lookup_reads_the_key_index(tmp_path: Path) -> None:
     unique event_key index, not a scan of every event."""
     import sqlite3
 
-    from payhook.storage._intake import _SQLITE_PREV_REFUND, _key_range
     from payhook.storage._tables import metadata
+    from payhook.storage.intake._sqlite import SQLITE_PREV_REFUND, key_range
 
     db = tmp_path / "plan.db"
     from sqlalchemy import create_engine
@@ -186,8 +186,8 @@ def test_sqlite_refund_lookup_reads_the_key_index(tmp_path: Path) -> None:
         plan = " ".join(
             str(row[-1])
             for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + _SQLITE_PREV_REFUND,
-                (*_key_range("alipay:app:T1:refund:"), "alipay", "app", "T1", 1000),
+                "EXPLAIN QUERY PLAN " + SQLITE_PREV_REFUND,
+                (*key_range("alipay:app:T1:refund:"), "alipay", "app", "T1", 1000),
             )
         )
     assert "event_key>? AND event_key<?" in plan.replace("=", ""), plan
@@ -240,7 +240,7 @@ async def test_postgres_down_is_unavailable() -> None:
 
 async def test_group_commit_isolates_a_failing_job(sqlite_database_url: str) -> None:
     """In a group commit, one job that fails does not sink the others in its batch."""
-    from payhook.storage._intake import SqliteWriter
+    from payhook.storage.intake._writer import SqliteWriter
 
     db = sqlite_database_url.removeprefix("sqlite+aiosqlite:///")
     writer = SqliteWriter(db)
@@ -285,7 +285,7 @@ async def test_group_commit_waits_only_when_callbacks_arrive_together(
     sqlite_database_url: str,
 ) -> None:
     """The commit delay applies after a group of several jobs, never to a lone callback."""
-    from payhook.storage._intake import SqliteWriter
+    from payhook.storage.intake._writer import SqliteWriter
 
     db = sqlite_database_url.removeprefix("sqlite+aiosqlite:///")
     sleeps: list[float] = []
