@@ -161,11 +161,11 @@ def intake_flow(record: IntakeRecord, now: datetime) -> IntakeFlow:
         new_types.append(event_type)
         if subscriptions is None:
             subscriptions = yield READ_SUBSCRIPTIONS
-        matching = tuple(
+        matching = [
             sub_id for sub_id, filters in subscriptions if filter_matches(filters, event_type)
-        )
+        ]
         if matching:
-            delivery_ids = tuple(new_id("dlv", now_ms=now_ms) for _ in matching)
+            delivery_ids = [new_id("dlv", now_ms=now_ms) for _ in matching]
             yield InsertDeliveries(event_id, delivery_ids, matching, now)
             deliveries += len(matching)
     verdict = record.verdict

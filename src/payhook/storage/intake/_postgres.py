@@ -90,7 +90,7 @@ async def _execute(conn: Any, step: Step) -> Any:
         case InsertDeliveries():
             await conn.execute(
                 _INSERT_DELIVERIES,
-                list(step.delivery_ids), step.event_id, step.due_at, list(step.subscription_ids),
+                step.delivery_ids, step.event_id, step.due_at, step.subscription_ids,
                 timeout=timeout,
             )  # fmt: skip
             return None

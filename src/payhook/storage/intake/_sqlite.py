@@ -114,15 +114,10 @@ class _Steps:
                 return _subscriptions(conn)
             case InsertDeliveries(event_id=event_id):
                 due = self._text(step.due_at)
-                conn.executemany(
-                    _INSERT_DELIVERY,
-                    [
-                        (delivery_id, event_id, sub_id, due, due, due)
-                        for delivery_id, sub_id in zip(
-                            step.delivery_ids, step.subscription_ids, strict=True
-                        )
-                    ],
-                )
+                for delivery_id, sub_id in zip(
+                    step.delivery_ids, step.subscription_ids, strict=True
+                ):
+                    conn.execute(_INSERT_DELIVERY, (delivery_id, event_id, sub_id, due, due, due))
                 return None
             case FindEvent():
                 found = conn.execute(_FIND, (step.key,)).fetchone()

@@ -32,14 +32,14 @@ __all__ = [
 SubscriptionFilters = tuple[str, list[str]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FindEvent:
     """The id of the stored event whose key is ``key``. Answer: ``str | None``."""
 
     key: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LockTrade:
     """Keep, until commit, every other transaction from recording a refund of this trade.
 
@@ -51,7 +51,7 @@ class LockTrade:
     key: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PreviousRefundTotal:
     """The largest cumulative refunded amount below ``below`` recorded for the trade.
 
@@ -68,7 +68,7 @@ class PreviousRefundTotal:
     below: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InsertEvent:
     """Insert the event unless an event with the draft's key exists (then change nothing).
 
@@ -83,7 +83,7 @@ class InsertEvent:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReadSubscriptions:
     """The enabled subscriptions. Answer: ``Sequence[SubscriptionFilters]``.
 
@@ -95,7 +95,7 @@ class ReadSubscriptions:
 READ_SUBSCRIPTIONS = ReadSubscriptions()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InsertDeliveries:
     """Insert pending outbox rows, due at ``due_at``, for one new event. Answer: ``None``.
 
@@ -103,12 +103,12 @@ class InsertDeliveries:
     """
 
     event_id: str
-    delivery_ids: tuple[str, ...]
-    subscription_ids: tuple[str, ...]
+    delivery_ids: list[str]
+    subscription_ids: list[str]
     due_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InsertNotification:
     """Insert the callback's audit row. Answer: ``None``.
 
