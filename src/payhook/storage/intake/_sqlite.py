@@ -153,7 +153,7 @@ def _nothing(_conn: GroupConnection) -> None:
 
 
 class SqliteIntake:
-    """The intake on SQLite: one writer thread owning the only write connection.
+    """The intake on SQLite: one writer thread (started here) owning the only write connection.
 
     Args:
         path: the database file.
