@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from payhook._types import NotificationVerdict
 from payhook.errors import StorageUnavailableError
 from payhook.events import EventDraft, EventType, filter_matches, new_id, render_event
 from payhook.storage.intake._steps import (
@@ -54,7 +55,7 @@ class IntakeRecord:
     body: bytes
     notification_id: str | None
     drafts: tuple[EventDraft, ...]
-    verdict: str = "accepted"  # accepted | refused
+    verdict: str = NotificationVerdict.ACCEPTED  # ACCEPTED or REFUSED
     reason: str | None = None
 
 
@@ -169,8 +170,8 @@ def intake_flow(record: IntakeRecord, now: datetime) -> IntakeFlow:
             yield InsertDeliveries(event_id, delivery_ids, matching, now)
             deliveries += len(matching)
     verdict = record.verdict
-    if verdict == "accepted" and event_ids and not new_ids:
-        verdict = "duplicate"
+    if verdict == NotificationVerdict.ACCEPTED and event_ids and not new_ids:
+        verdict = NotificationVerdict.DUPLICATE
     yield InsertNotification(
         channel=record.channel,
         received_at=record.received_at,
