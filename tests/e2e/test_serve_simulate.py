@@ -154,7 +154,9 @@ def test_simulate_paid_end_to_end(
     assert got.verified
     assert got.headers["webhook-id"] == event["id"]
     assert got.event == event
-    time.sleep(0.3)
+    # The one delivery row is recorded as sent: nothing is left that could be sent again.
+    wait_for(lambda: metric(server, "payhook_deliveries_total", subscription="orders") == 1.0)
+    assert metric(server, "payhook_deliveries_pending", subscription="orders") is None
     assert sub.event_ids() == [event["id"]]
 
 
@@ -196,7 +198,7 @@ def test_check_config_and_bad_config(config: Path, tmp_path: Path) -> None:
 
 def metric(url: str, name: str, **labels: str) -> float | None:
     """The value of one sample on /metrics, or None when absent."""
-    text = httpx.get(f"{url}/metrics").text
+    text = httpx.get(f"{url}/metrics", timeout=30).text
     for line in text.splitlines():
         if not line.startswith(name + "{"):
             continue
@@ -224,19 +226,21 @@ def test_metrics_follow_callbacks_and_deliveries(
 
 
 @pytest.fixture
-def receiver_only(config: Path) -> Iterator[str]:
-    """`payhook serve --no-dispatcher`; yields its base URL."""
+def receiver_only(config: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`payhook serve --no-dispatcher`; yields its base URL and its log file."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port", str(port),
-         "--no-dispatcher"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = tmp_path / "receiver.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port",
+             str(port), "--no-dispatcher"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _ready(url), 30)
-        yield url
+        yield url, log
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -255,13 +259,17 @@ def test_worker_command_delivers(
     """With the receiver alone nothing is sent; `payhook worker` then delivers the backlog
     and stops cleanly on SIGTERM."""
     sub, _ = subscriber
+    receiver, log = receiver_only
     result = payhook(
         "simulate", "alipay", "--order", "4004", "--amount", "2.00",
-        "--url", f"{receiver_only}/notify/alipay", config=config,
+        "--url", f"{receiver}/notify/alipay", config=config,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert metric(receiver_only, "payhook_deliveries_pending", subscription="orders") == 1.0
-    time.sleep(0.5)
+    assert metric(receiver, "payhook_deliveries_pending", subscription="orders") == 1.0
+    # The receiver has logged the callback: a dispatcher, had it one, started before that
+    # (at start-up, before the first request) and would have logged so.
+    wait_for(lambda: "action=callback_accepted" in log.read_text(errors="replace"))
+    assert "dispatcher started" not in log.read_text(errors="replace")
     assert sub.received == []
     worker = subprocess.Popen(
         [sys.executable, "-m", "payhook", "worker", "--config", str(config)],
@@ -275,6 +283,5 @@ def test_worker_command_delivers(
     finally:
         worker.terminate()
         assert worker.wait(timeout=30) == 0
-    wait_for(
-        lambda: metric(receiver_only, "payhook_deliveries_pending", subscription="orders") is None
-    )
+    wait_for(lambda: metric(receiver, "payhook_deliveries_pending", subscription="orders") is None)
+    assert len(sub.received) == 1
