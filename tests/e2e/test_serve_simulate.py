@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from sqlalchemy import select
 
 from payhook.storage._engine import create_engine
 from payhook.storage._tables import deliveries, events
+from tests._ports import free_port
 from tests._server import ServerThread
 from tests._subscriber import Subscriber
 
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def payhook(*args: str, config: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
