@@ -33,6 +33,12 @@ settings.register_profile(
 settings.load_profile("ci" if CI else "default")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (the minute-long fault runs) start first, so that pytest-xdist
+    hands them out to its workers at the start rather than leaving one for the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # -- under CI=true nothing is skipped silently --------------------------------------------
 
 

@@ -66,7 +66,7 @@ def start(script: Path, port: int, env: dict[str, str], log: Path) -> Process:
         cwd=log.parent,
     )
     process = Process(proc=proc, url=f"http://127.0.0.1:{port}", log=log)
-    wait_for(process.up, f"{script.name} to start")
+    wait_for(process.up, f"{script.name} to start", timeout_s=90)
     return process
 
 

@@ -61,33 +61,34 @@ def config(tmp_path: Path, database_url: str, subscriber: tuple[Subscriber, str]
 
 
 @pytest.fixture
-def server(config: Path) -> Iterator[str]:
-    """`payhook serve` as a real process; yields its base URL."""
+def server(config: Path, tmp_path: Path) -> Iterator[str]:
+    """`payhook serve` as a real process (its output in a file: a pipe nobody reads could
+    fill up and block it); yields its base URL."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PAYHOOK_")},
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port",
+             str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("PAYHOOK_")},
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"payhook serve did not start:\n{out}")
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        deadline = time.monotonic() + 90
+        while not _ready(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"payhook serve did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 async def stored(database_url: str) -> tuple[list[dict[str, object]], int]:
@@ -233,7 +234,7 @@ def receiver_only(config: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _ready(url), 30)
+        wait_for(lambda: _ready(url), 90)
         yield url, log
     finally:
         proc.terminate()
@@ -265,17 +266,20 @@ def test_worker_command_delivers(
     wait_for(lambda: "action=callback_accepted" in log.read_text(errors="replace"))
     assert "dispatcher started" not in log.read_text(errors="replace")
     assert sub.received == []
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "payhook", "worker", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    worker_log = log.with_name("worker.log")
+    with worker_log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "payhook", "worker", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_for(lambda: len(sub.received) >= 1, 30)
+        wait_for(lambda: len(sub.received) >= 1 or worker.poll() is not None, 90)
+        assert sub.received, worker_log.read_text()
         assert sub.received[0].verified
         assert sub.received[0].event["data"]["order_id"] == "4004"
     finally:
         worker.terminate()
-        assert worker.wait(timeout=30) == 0
+        assert worker.wait(timeout=30) == 0, worker_log.read_text()
     wait_for(lambda: metric(receiver, "payhook_deliveries_pending", subscription="orders") is None)
     assert len(sub.received) == 1

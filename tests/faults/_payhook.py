@@ -148,7 +148,7 @@ class PayhookServe:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, *, timeout_s: float = 60.0, ready_path: str = "/readyz") -> None:
+    def start(self, *, timeout_s: float = 90.0, ready_path: str = "/readyz") -> None:
         """Start the process and wait until ``ready_path`` answers 200."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PAYHOOK_")}
