@@ -207,8 +207,8 @@ _atexit_registered = False
 def flush_logs() -> None:
     """Write every record logged so far and stop the writer thread.
 
-    Records logged afterwards are written by the calling thread. Called at exit and on
-    SIGTERM (see ``payhook._runtime``); calling it again does nothing.
+    Records logged afterwards are written at once, by the thread that logs them. Called at
+    exit and on SIGTERM (see ``payhook._runtime``); calling it again does nothing.
     """
     global _writer
     writer, _writer = _writer, None

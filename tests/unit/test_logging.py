@@ -269,3 +269,37 @@ def test_queued_lines_are_written_on_every_exit(how: str, returncode: int) -> No
     ], child.stderr
     if how == "exception":
         assert "RuntimeError: crash" in child.stderr
+
+
+_LATE = """
+import logging
+from payhook._logging import configure_logging, flush_logs
+
+configure_logging("INFO", "json")
+log = logging.getLogger("payhook.test")
+log.info("queued", extra={"action": "queued", "secret": "not a field"})
+flush_logs()
+log.info("after the writer stopped", extra={"action": "late"})
+configure_logging("INFO", "json")
+log.warning("configured again")
+"""
+
+
+def test_json_lines_from_a_process_and_lines_after_the_writer_stopped() -> None:
+    """Every line is one JSON object; a line logged after flush_logs is still written, and
+    configuring again starts a new writer."""
+    child = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_LATE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    lines = [json.loads(line) for line in child.stderr.splitlines()]
+    assert [(d["message"], d.get("action")) for d in lines] == [
+        ("queued", "queued"),
+        ("after the writer stopped", "late"),
+        ("configured again", None),
+    ]
+    assert all("secret" not in d for d in lines)
