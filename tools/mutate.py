@@ -21,20 +21,25 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import io
+import json
 import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import tokenize
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_EQUIVALENTS = REPO / "tools" / "mutation-equivalents.txt"
@@ -162,21 +167,16 @@ class _Finder(ast.NodeVisitor):
 
     # -- prose that is never mutated -------------------------------------------------------
 
-    def _mark_docstring(self, body: Sequence[ast.stmt]) -> None:
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-            self._prose.add(id(body[0].value))
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self._mark_docstring(node.body)
-        self.generic_visit(node)
+    def visit_Expr(self, node: ast.Expr) -> None:
+        # A string statement does nothing: a docstring, or an attribute's docstring.
+        if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            self.generic_visit(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self._mark_docstring(node.body)
         for child in (*node.bases, *node.keywords, *node.decorator_list, *node.body):
             self.visit(child)
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self._mark_docstring(node.body)
         args = node.args
         for default in (*args.defaults, *args.kw_defaults):
             if default is not None:
@@ -229,7 +229,10 @@ class _Finder(ast.NodeVisitor):
     def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
         if isinstance(node.op, ast.Not):
             start = self._node_span(node)[0]
-            self._add("drop-not", start, self._node_span(node.operand)[0], "")
+            end = start + len("not")
+            while self.source[end] in " \t":  # "not (a or b)" keeps its parenthesis
+                end += 1
+            self._add("drop-not", start, end, "")
         self.generic_visit(node)
 
     def visit_BoolOp(self, node: ast.BoolOp) -> None:
@@ -341,14 +344,33 @@ def _package_root(path: Path) -> Path:
 
 
 class _Workspace:
-    """A private copy of the package: mutants are written there, never into the tree."""
+    """A private copy of the package and a warm pytest worker process running in it.
+
+    Mutants are written into the copy, never into the working tree. The worker has imported
+    everything the tests need except the package itself, and forks once per mutant, so each
+    run costs the tests, not the interpreter's and the plugins' start-up.
+    """
 
     def __init__(self, root: Path, package: Path, target: Path) -> None:
         self.dir = root
+        self.package = package.name
         self.copy = root / "import" / package.name
         shutil.copytree(package, self.copy, ignore=shutil.ignore_patterns("__pycache__"))
         self.target = self.copy / target.resolve().relative_to(package)
         self.original = self.target.read_text(encoding="utf-8")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self.dir / "import"), env.get("PYTHONPATH")) if p
+        )
+        # cwd is the workspace: the Hypothesis example database stays private to it
+        self.worker = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, str(Path(__file__).resolve()), "--worker", self.package],
+            cwd=self.dir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def write(self, text: str) -> None:
         self.target.write_text(text, encoding="utf-8")
@@ -357,30 +379,94 @@ class _Workspace:
             cached.unlink()
 
     def run(self, tests: Sequence[str], timeout: float) -> tuple[str, float]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(self.dir / "import"), env.get("PYTHONPATH")) if p
-        )
-        command = [
-            sys.executable, "-m", "pytest", "-x", "-q", "--no-header",
-            "--hypothesis-seed=0", f"--rootdir={REPO}", "-c", str(REPO / "pyproject.toml"),
-            *tests,
-        ]  # fmt: skip
-        began = time.monotonic()
-        try:
-            # cwd is the workspace: the Hypothesis example database stays private to it
-            done = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-                command, cwd=self.dir, env=env, capture_output=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired:
-            return "timeout", time.monotonic() - began
-        elapsed = time.monotonic() - began
-        if done.returncode == 0:
+        """Run the tests once: (survived | killed | timeout, seconds)."""
+        assert self.worker.stdin is not None
+        assert self.worker.stdout is not None
+        args = ["-x", "-q", "--no-header", "--hypothesis-seed=0", f"--rootdir={REPO}"]
+        args += ["-c", str(REPO / "pyproject.toml"), *tests]
+        # Plugins preloaded by the warm worker cannot have their asserts rewritten: no matter.
+        args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+        self.worker.stdin.write(json.dumps({"args": args, "timeout": timeout}) + "\n")
+        self.worker.stdin.flush()
+        reply = self.worker.stdout.readline()
+        if not reply:
+            raise SystemExit("the pytest worker died")
+        answer = json.loads(reply)
+        code, elapsed = answer["code"], answer["elapsed"]
+        if code is None:
+            return "timeout", elapsed
+        if code == 0:
             return "survived", elapsed
-        if done.returncode in (1, 2):
+        if code in (1, 2):  # tests failed, or collection failed (a mutant broke an import)
             return "killed", elapsed
-        tail = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
-        raise SystemExit(f"pytest exited with {done.returncode}:\n{tail}")
+        raise SystemExit(f"pytest exited with {code}; run the tests by hand to see why")
+
+    def close(self) -> None:
+        if self.worker.stdin is not None:
+            self.worker.stdin.close()
+        self.worker.wait(timeout=30)
+
+
+def _run_child(args: list[str], modules: Path | None) -> NoReturn:
+    """In the forked child: run pytest quietly, record the imported modules, leave."""
+    import pytest
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    code = pytest.main(args)
+    if modules is not None:
+        modules.write_text("\n".join(sorted(sys.modules)), encoding="utf-8")
+    os._exit(int(code))
+
+
+def _wait(pid: int, deadline: float) -> int | None:
+    """The child's exit code, or None when it was killed at the deadline."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.01)
+
+
+def _preload(modules: Path, package: str) -> None:
+    """Import what a run imported, except the mutated package and the tests."""
+    import importlib
+
+    skip = {package, "tests", "conftest", "__main__"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in modules.read_text(encoding="utf-8").split():
+            if name.partition(".")[0] not in skip:
+                with contextlib.suppress(Exception):
+                    importlib.import_module(name)
+    for name in [n for n in sys.modules if n.partition(".")[0] in skip - {"__main__"}]:
+        del sys.modules[name]  # imported as a side effect: must be imported afresh per mutant
+
+
+def _worker(package: str) -> None:
+    """Serve run requests on stdin: fork, run pytest in the child, report its exit code.
+
+    After the first (cold) run, the modules it imported are imported here, so the children
+    forked for the following runs start warm.
+    """
+    modules: Path | None = Path("modules.txt")
+    for line in sys.stdin:
+        request = json.loads(line)
+        began = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _run_child(request["args"], modules)
+        code = _wait(pid, began + request["timeout"])
+        elapsed = time.monotonic() - began
+        if modules is not None and modules.exists():
+            _preload(modules, package)
+            modules = None
+        print(json.dumps({"code": code, "elapsed": elapsed}), flush=True)
 
 
 def run(
@@ -390,34 +476,47 @@ def run(
     package = _package_root(target)
     resolved_tests = [str(Path(t).resolve()) for t in tests]
     with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
-        pool: queue.Queue[_Workspace] = queue.Queue()
-        for i in range(jobs):
-            pool.put(_Workspace(Path(tmp) / f"w{i}", package, target))
-        first = pool.get()
-        outcome, baseline = first.run(resolved_tests, timeout=600)
-        pool.put(first)
-        if outcome != "survived":
-            raise SystemExit(f"the tests fail on the unmutated code ({outcome}); fix that first")
-        print(f"baseline: tests pass in {baseline:.1f} s", file=sys.stderr)
-        timeout = 10 * baseline + 10
+        spaces = [_Workspace(Path(tmp) / f"w{i}", package, target) for i in range(jobs)]
+        try:
 
-        def one(mutant: Mutant) -> tuple[Mutant, str]:
-            space = pool.get()
-            try:
-                space.write(mutant.apply(space.original))
-                return mutant, space.run(resolved_tests, timeout)[0]
-            finally:
-                space.write(space.original)
+            def baseline_of(space: _Workspace) -> float:
+                for state in ("cold", "warm"):  # the cold run warms the worker up
+                    outcome, seconds = space.run(resolved_tests, 600)
+                    if outcome != "survived":
+                        raise SystemExit(f"the tests fail on the unmutated code ({state} run)")
+                return seconds
+
+            with ThreadPoolExecutor(max_workers=jobs) as executor:
+                baseline = max(executor.map(baseline_of, spaces))
+            print(f"baseline: tests pass in {baseline:.1f} s", file=sys.stderr)
+            timeout = 10 * baseline + 10
+            pool: queue.Queue[_Workspace] = queue.Queue()
+            for space in spaces:
                 pool.put(space)
 
-        with ThreadPoolExecutor(max_workers=jobs) as executor:
-            yield from executor.map(one, mutants)
+            def one(mutant: Mutant) -> tuple[Mutant, str]:
+                space = pool.get()
+                try:
+                    space.write(mutant.apply(space.original))
+                    return mutant, space.run(resolved_tests, timeout)[0]
+                finally:
+                    space.write(space.original)
+                    pool.put(space)
+
+            with ThreadPoolExecutor(max_workers=jobs) as executor:
+                yield from executor.map(one, mutants)
+        finally:
+            for space in spaces:
+                space.close()
 
 
 # -- reporting -----------------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
+def _cell(text: str, width: int = 60) -> str:
+    text = text.replace("\n", "\\n")
+    if len(text) > width:
+        text = text[: width - 3] + "..."
     return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
 
 
@@ -457,7 +556,7 @@ def report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("file", type=Path, help="the source file to mutate")
+    parser.add_argument("file", type=Path, nargs="?", help="the source file to mutate")
     parser.add_argument(
         "--tests", nargs="+", metavar="PATH", help="test files or directories to run per mutant"
     )
@@ -474,7 +573,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fail-under", type=float, metavar="PCT", help="exit 1 below this adjusted score"
     )
+    parser.add_argument("--worker", metavar="PACKAGE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.worker)
+        return 0
+    if args.file is None:
+        parser.error("the file to mutate is required")
 
     source = args.file.read_text(encoding="utf-8")
     mutants = find_mutants(args.file)
