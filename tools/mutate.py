@@ -583,6 +583,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     source = args.file.read_text(encoding="utf-8")
     mutants = find_mutants(args.file)
+    equivalents = load_equivalents(args.equivalent)
+    ids = {m.id for m in mutants}
+    prefix = _display(args.file) + ":"
+    for stale in sorted(k for k in equivalents if k.startswith(prefix) and k not in ids):
+        print(f"note: {stale} in {args.equivalent} matches no mutant: update or remove it")
     if args.only:
         mutants = [m for m in mutants if m.id in set(args.only)]
     if args.list:
@@ -592,7 +597,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.tests:
         parser.error("--tests is required unless --list is given")
-    equivalents = load_equivalents(args.equivalent)
     print(f"{_display(args.file)}: {len(mutants)} mutants; tests: {' '.join(args.tests)}")
     results = []
     for n, (mutant, outcome) in enumerate(
