@@ -411,6 +411,7 @@ def _run_child(args: list[str], modules: Path | None) -> NoReturn:
     """In the forked child: run pytest quietly, record the imported modules, leave."""
     import pytest
 
+    os.setpgrp()  # its own process group: a timeout kills whatever the tests started too
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -427,7 +428,9 @@ def _wait(pid: int, deadline: float) -> int | None:
         if done:
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
+            for kill in (os.killpg, os.kill):  # the group, and the child if it had none yet
+                with contextlib.suppress(ProcessLookupError):
+                    kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return None
         time.sleep(0.01)
