@@ -162,8 +162,17 @@ class _Finder(ast.NodeVisitor):
         return found
 
     def _operator_span(self, left: ast.AST, right: ast.AST) -> tuple[int, int]:
-        toks = self._tokens_between(self._node_span(left)[1], self._node_span(right)[0])
-        return self.pos.of_char(*toks[0].start), self.pos.of_char(*toks[-1].end)
+        """Where the operator between two operands is (callers check what they find)."""
+        gap_start, gap_end = self._node_span(left)[1], self._node_span(right)[0]
+        toks = self._tokens_between(gap_start, gap_end)
+        if toks:
+            return self.pos.of_char(*toks[0].start), self.pos.of_char(*toks[-1].end)
+        # Inside an f-string (one token before Python 3.12): the gap's text, parentheses
+        # and spaces trimmed.
+        inner = re.search(r"[^\s()](?:.*[^\s()])?", self.source[gap_start:gap_end], re.DOTALL)
+        if inner is None:
+            return gap_start, gap_start
+        return gap_start + inner.start(), gap_start + inner.end()
 
     # -- prose that is never mutated -------------------------------------------------------
 
@@ -223,7 +232,8 @@ class _Finder(ast.NodeVisitor):
         for i in range(len(node.ops)):
             start, end = self._operator_span(operands[i], operands[i + 1])
             old = " ".join(self.source[start:end].split())
-            self._add("compare", start, end, _COMPARE[old])
+            if old in _COMPARE:
+                self._add("compare", start, end, _COMPARE[old])
         self.generic_visit(node)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
@@ -238,7 +248,9 @@ class _Finder(ast.NodeVisitor):
     def visit_BoolOp(self, node: ast.BoolOp) -> None:
         for left, right in zip(node.values, node.values[1:], strict=False):
             start, end = self._operator_span(left, right)
-            self._add("boolop", start, end, _BOOLOP[self.source[start:end]])
+            old = self.source[start:end]
+            if old in _BOOLOP:
+                self._add("boolop", start, end, _BOOLOP[old])
         self.generic_visit(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
