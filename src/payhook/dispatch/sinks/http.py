@@ -159,13 +159,12 @@ def build_headers(
         timestamp: Unix seconds of this attempt.
         secret_keys: the subscription's active HMAC keys, newest first.
     """
-    return {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        **webhook_headers(
-            event_id=event_id, body=body, timestamp=timestamp, secret_keys=secret_keys
-        ),
-    }
+    headers = webhook_headers(
+        event_id=event_id, body=body, timestamp=timestamp, secret_keys=secret_keys
+    )
+    headers["content-type"] = "application/json"
+    headers["user-agent"] = USER_AGENT
+    return headers
 
 
 def redact_url(url: str) -> str:
