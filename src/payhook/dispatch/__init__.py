@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from payhook.dispatch._policy import DEFAULT_RETRY_SCHEDULE_S, RetryPolicy
 from payhook.dispatch._worker import Dispatcher
-from payhook.dispatch.sinks import SINKS, ErrorClass, Handler, Outcome, Sink, SinkContext
+from payhook.dispatch.sinks import (
+    SINKS,
+    ErrorClass,
+    Handler,
+    Outcome,
+    Sink,
+    SinkContext,
+    SinkFactory,
+)
 from payhook.dispatch.sinks.http import USER_AGENT, build_headers
 
 __all__ = [
@@ -18,5 +26,6 @@ __all__ = [
     "RetryPolicy",
     "Sink",
     "SinkContext",
+    "SinkFactory",
     "build_headers",
 ]

@@ -12,8 +12,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from payhook.dispatch import SINKS, Dispatcher, ErrorClass, Outcome, RetryPolicy, SinkContext
-from payhook.dispatch.sinks import SinkFactory
+from payhook.dispatch import (
+    SINKS,
+    Dispatcher,
+    ErrorClass,
+    Outcome,
+    RetryPolicy,
+    SinkContext,
+    SinkFactory,
+)
 from payhook.dispatch.sinks._signing import SecretKeys, webhook_headers
 from payhook.storage._outbox import ClaimedDelivery, claim_due
 from payhook.storage._tables import subscriptions
