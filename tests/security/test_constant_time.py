@@ -34,7 +34,7 @@ _PUBLIC = re.compile(r"(sign_type|signature_type|token_type|digest_name|_len|cou
 # Comparisons reviewed by hand: both sides are payhook's own values (configuration against the
 # database, a cache lookup), no attacker-controlled input is involved, so timing reveals nothing.
 REVIEWED = {
-    ("dispatch/_keys.py", "if secret in self._keys:"),  # parse cache of stored secrets
+    ("dispatch/sinks/_signing.py", "if secret in self._keys:"),  # parse cache of stored secrets
     ("storage/_subscription_model.py", "if item.secret == new_secret or not item.active(now):"),
     (
         "storage/_subscriptions.py",
