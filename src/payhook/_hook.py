@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -15,7 +15,7 @@ from payhook._clock import Clock, SystemClock
 from payhook._metrics import Metrics
 from payhook.config import PayhookSettings, load_settings
 from payhook.errors import ConfigurationError
-from payhook.events import Event, validate_filter
+from payhook.events import Handler, validate_filter
 from payhook.providers import BackgroundTask, Provider, ProviderContext, build_channel
 from payhook.storage import Store
 from payhook.storage._certificates import PlatformCertificateTable
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["Handler", "PayHook"]
 
 logger = logging.getLogger("payhook")
-
-Handler = Callable[[Event], Awaitable[None]]
 
 
 class PayHook:

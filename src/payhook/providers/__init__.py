@@ -7,6 +7,7 @@ the OpenAPI document read that list. :func:`register_provider` adds another one.
 
 from __future__ import annotations
 
+from payhook._stores import CertificateStore, StoredCertificate
 from payhook.providers._base import (
     BackgroundTask,
     ChannelRuntime,
@@ -33,7 +34,6 @@ from payhook.providers._registry import (
     unregister_provider,
 )
 from payhook.providers._settings import ChannelSettings
-from payhook.providers._stores import CertificateStore, StoredCertificate
 
 __all__ = [
     "BackgroundTask",

@@ -15,9 +15,9 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from payhook._clock import Clock
+from payhook._stores import CertificateStore
 from payhook.events import EventDraft
 from payhook.providers._settings import ChannelSettings
-from payhook.providers._stores import CertificateStore
 
 __all__ = [
     "BackgroundTask",

@@ -2,7 +2,7 @@
 
 The certificate downloader saves what it fetched, and loads it again at start, so a restart
 does not depend on WeChat Pay's API being reachable. :class:`PlatformCertificateTable` is the
-:class:`payhook.providers.CertificateStore` the wiring hands to the downloader.
+:class:`payhook._stores.CertificateStore` the wiring hands to the downloader.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from payhook._stores import StoredCertificate
 from payhook.errors import StorageError, StorageUnavailableError
-from payhook.providers import StoredCertificate
 from payhook.storage._tables import platform_certificates
 
 __all__ = [
@@ -95,7 +95,7 @@ async def save_platform_certificates(
 
 
 class PlatformCertificateTable:
-    """``payhook_platform_certificates`` as a :class:`payhook.providers.CertificateStore`."""
+    """``payhook_platform_certificates`` as a :class:`payhook._stores.CertificateStore`."""
 
     __slots__ = ("_engine",)
 

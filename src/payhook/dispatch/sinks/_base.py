@@ -13,9 +13,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from payhook._clock import Clock
+from payhook.events import Handler
 
 if TYPE_CHECKING:
-    from payhook.dispatch.sinks.handler import Handler
     from payhook.storage._outbox import ClaimedDelivery
 
 __all__ = [

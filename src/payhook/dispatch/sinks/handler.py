@@ -8,7 +8,6 @@ registered, and the claim leaves the others for a process that has them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from payhook.dispatch.sinks._base import (
     ErrorClass,
@@ -17,12 +16,10 @@ from payhook.dispatch.sinks._base import (
     describe_error,
     elapsed_ms,
 )
-from payhook.events import Event
+from payhook.events import Event, Handler
 from payhook.storage._outbox import ClaimedDelivery
 
 __all__ = ["Handler", "HandlerSink", "classify_handler_error"]
-
-Handler = Callable[[Event], Awaitable[None]]
 
 
 class HandlerSink:

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from payhook._clock import Clock
+from payhook._stores import CertificateStore, StoredCertificate
 from payhook._version import __version__
 from payhook.errors import ConfigurationError, DecryptionError, PayhookError
-from payhook.providers._stores import CertificateStore, StoredCertificate
 from payhook.providers.wechatpay_v3._keys import WechatPayV3KeyRing, normalise_serial
 from payhook.providers.wechatpay_v3._sign import (
     PROBE_PREFIX,

@@ -1,6 +1,8 @@
 """Persistence the wiring hands to providers: providers never reach a database themselves.
 
 ``payhook.storage`` implements these protocols; tests may hand in a dictionary-backed one.
+A leaf module (standard library only), so providers and storage both import it and neither
+imports the other.
 """
 
 from __future__ import annotations
