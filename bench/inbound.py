@@ -109,8 +109,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def make_alipay_bodies(n: int, path: Path) -> None:
-    from payhook._wiring import build_simulator
     from payhook.config import load_settings
+    from payhook.providers import build_simulator
 
     settings = load_settings(SAMPLES / "payhook.toml")
     simulator = build_simulator(settings.channel("alipay"))
@@ -125,8 +125,8 @@ def make_alipay_bodies(n: int, path: Path) -> None:
 
 
 def make_wechat_bodies(n: int, path: Path) -> None:
-    from payhook._wiring import build_simulator
     from payhook.config import load_settings
+    from payhook.providers import build_simulator
 
     settings = load_settings(SAMPLES / "payhook.toml")
     simulator = build_simulator(settings.channel("wechat"))

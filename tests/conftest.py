@@ -12,11 +12,66 @@ from hypothesis import HealthCheck, settings
 
 from tests import _db
 
+CI = os.environ.get("CI") == "true"
+
+# CI explores at least as many examples as a developer's run, and prints the blob that
+# reproduces a failure.
+HYPOTHESIS_EXAMPLES = 200
 settings.register_profile(
-    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
+    "default",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    max_examples=HYPOTHESIS_EXAMPLES,
 )
-settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
+settings.register_profile(
+    "ci",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    max_examples=HYPOTHESIS_EXAMPLES,
+    print_blob=True,
+)
+settings.load_profile("ci" if CI else "default")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (the minute-long fault runs) start first, so that pytest-xdist
+    hands them out to its workers at the start rather than leaving one for the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# -- under CI=true nothing is skipped silently --------------------------------------------
+
+
+def _skip_reason(longrepr: object) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI=true a skipped test (``pytest.skip``, ``importorskip``, a ``skipif`` mark) is a
+    failure: a missing tool, package or file must not hide a test on CI."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI=true, which allows no skip: {_skip_reason(report.longrepr)}"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """The same for a module skipped as a whole while it is collected."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if CI and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI=true, which allows no skip: {_skip_reason(report.longrepr)}"
+        )
+
 
 _PG_URL: str | None = None
 _PG_CHECKED = False
@@ -34,7 +89,7 @@ def require_postgres() -> str:
     """The PostgreSQL server URL; skips the test without one (fails under CI=true)."""
     url = _postgres_server()
     if url is None:
-        if os.environ.get("CI") == "true":
+        if CI:
             pytest.fail("PostgreSQL is required under CI=true and is not reachable")
         pytest.skip(
             "PostgreSQL not reachable at 127.0.0.1:5432 "

@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from payhook._clock import Clock, SystemClock
 from payhook._metrics import Metrics
-from payhook._wiring import build_provider, v3_key_ring
-from payhook.config import PayhookSettings, WechatPayV3Channel, load_settings
+from payhook.config import PayhookSettings, load_settings
 from payhook.errors import ConfigurationError
-from payhook.events import Event, validate_filter
+from payhook.events import Handler, validate_filter
 from payhook.operations import Operations, SubscriptionSpec
-from payhook.providers import Provider
+from payhook.providers import BackgroundTask, Provider, ProviderContext, build_channel
 from payhook.storage import Store
+from payhook.storage._certificates import PlatformCertificateTable
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["Handler", "PayHook"]
 
 logger = logging.getLogger("payhook")
-
-Handler = Callable[[Event], Awaitable[None]]
 
 
 class PayHook:
@@ -65,10 +63,15 @@ class PayHook:
         self.run_dispatcher = run_dispatcher
         self.migrate = migrate
         self._handlers: dict[str, tuple[tuple[str, ...], Handler]] = {}
-        self._downloaders: list[Any] = []
+        self._background: list[BackgroundTask] = []
         self.providers: dict[str, Provider] = {}
+        context = ProviderContext(
+            clock=self.clock, certificates=PlatformCertificateTable(self.store.engine)
+        )
         for channel in settings.channels:
-            self.providers[channel.name] = self._provider(channel)
+            runtime = build_channel(channel, context)
+            self.providers[channel.name] = runtime.provider
+            self._background.extend(runtime.tasks)
         self._app: Starlette | None = None
         self._dispatcher: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,35 +84,6 @@ class PayHook:
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> PayHook:
         """Build from a TOML file (default ``$PAYHOOK_CONFIG`` or ``./payhook.toml``)."""
         return cls(load_settings(path), **kwargs)
-
-    def _provider(self, channel: Any) -> Provider:
-        if isinstance(channel, WechatPayV3Channel) and channel.merchant_private_key is not None:
-            from payhook.providers._wechat_certs import PlatformCertificateDownloader
-            from payhook.signing import load_rsa_private_key
-
-            keys = v3_key_ring(channel, self.clock)
-            assert channel.merchant_serial_no is not None
-            downloader = PlatformCertificateDownloader(
-                channel=channel.name,
-                mch_id=channel.mch_id,
-                merchant_serial_no=channel.merchant_serial_no,
-                merchant_private_key=load_rsa_private_key(
-                    channel.merchant_private_key.get_secret_value(), what="merchant_private_key"
-                ),
-                api_v3_key=channel.api_v3_key.get_secret_value().encode(),
-                api_base_url=channel.api_base_url,
-                keys=keys,
-                clock=self.clock,
-                engine=self.store.engine,
-            )
-            self._downloaders.append(downloader)
-            return build_provider(
-                channel,
-                clock=self.clock,
-                keys=keys,
-                on_unknown_serial=lambda _serial: downloader.request_refresh(),
-            )
-        return build_provider(channel, clock=self.clock)
 
     # -- in-process subscribers ---------------------------------------------------------------
 
@@ -196,15 +170,9 @@ class PayHook:
             await self.store.migrate()
         await self.store.start()
         await self._sync_subscriptions()
-        for downloader in self._downloaders:
-            try:
-                await downloader.load_saved()
-            except Exception:  # noqa: BLE001 - start anyway: run() downloads them afresh
-                logger.warning(
-                    "could not load saved WeChat Pay platform certificates",
-                    extra={"action": "certificates_load_failed"},
-                )
-            self._tasks.append(asyncio.create_task(downloader.run()))
+        for task in self._background:  # e.g. WeChat Pay platform-certificate refresh
+            await task.prepare()
+            self._tasks.append(asyncio.create_task(task.run()))
         if self.run_dispatcher:
             self._dispatcher = self.build_dispatcher()
             self._tasks.append(asyncio.create_task(self._dispatcher.run()))

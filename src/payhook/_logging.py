@@ -1,22 +1,29 @@
-"""Logging set-up for the CLI: human text or one JSON object per line, with payhook's fields."""
+"""Logging set-up for the CLI: human text or one JSON object per line, with payhook's fields.
+
+Records go through the standard library's ``QueueHandler`` to a ``QueueListener`` thread
+that formats them and writes them to stderr, off the callback path. stderr is written through
+a buffer: line-buffered, it would cost a write system call per INFO line, i.e. per callback.
+"""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import logging
+import logging.handlers
 import sys
 import threading
 import time
-from collections import deque
 from datetime import UTC, datetime
+from queue import Empty, SimpleQueue
 from typing import Any, TextIO
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "flush_logs"]
 
 # INFO lines (one per callback) reach stderr at most this long after they are logged;
-# WARNING and above are written at once.
+# WARNING and above are written at once, and everything is written at exit.
 FLUSH_INTERVAL_S = 0.2
 
 _FIELDS = (
@@ -87,97 +94,143 @@ class TextFormatter(logging.Formatter):
 
 # Argument types a record can be formatted from later, because they cannot change meanwhile.
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
-# Records waiting to be formatted beyond this are written at once (a stalled flusher).
-_MAX_PENDING = 4096
+# A queue this long wakes the writer before its interval (a burst of INFO lines).
+_WAKE_AT = 4096
 
 
-class _BufferedHandler(logging.StreamHandler[TextIO]):
-    """Writes to a buffered stream: WARNING and above are written and flushed at once, the
-    rest within ``FLUSH_INTERVAL_S`` by a background thread (and at exit, by
-    ``logging.shutdown``).
+class _Handoff(logging.handlers.QueueHandler):
+    """Puts records on the in-process queue as they are; a WARNING or above (or a long
+    queue) wakes the writer.
 
-    stderr is line-buffered, which costs a write system call per INFO line, i.e. per
-    callback. And below WARNING a record is only queued: the flusher formats the queue in
-    one go, which costs a fraction of formatting each line on the callback path (measured
-    under load: ~10 µs a callback). A record is formatted at once when it carries an
-    exception or stack, when its arguments could change before it is formatted (anything
-    but a tuple of str, int, float, bool and None), or in front of a WARNING, so lines keep
-    their order. ``extra`` values are read when the line is formatted: payhook's own call
-    sites pass values that nothing changes afterwards.
+    The standard ``prepare`` formats every record in the caller's thread, so that it can be
+    pickled to another process. This queue stays in the process: only a record whose
+    arguments could change before the writer formats it (anything but a tuple of str, int,
+    float, bool and None) has its message rendered here. ``extra`` values are read when the
+    line is formatted: payhook's own call sites pass values that nothing changes afterwards.
     """
 
-    def __init__(self, stream: TextIO, *, interval_s: float = FLUSH_INTERVAL_S) -> None:
-        super().__init__(stream)
-        self._interval_s = interval_s
-        self._pending: deque[logging.LogRecord] = deque()
-        self._flusher = threading.Thread(target=self._flush_often, name="payhook-log-flush")
-        self._flusher.daemon = True
-        self._flusher.start()
+    def __init__(self, queue: SimpleQueue[Any], wake: threading.Event) -> None:
+        super().__init__(queue)
+        self._records = queue
+        self._wake = wake
 
-    def handle(self, record: logging.LogRecord) -> bool:
-        if (
-            record.levelno < logging.WARNING
-            and not record.exc_info
-            and not record.stack_info
-            and type(record.args) is tuple  # a mapping's values could change too
-            and all(type(arg) in _IMMUTABLE for arg in record.args)
-            and len(self._pending) < _MAX_PENDING
-        ):
-            passed: object = self.filter(record)  # Python >= 3.12 may return a record
-            if not passed:
-                return False
-            if isinstance(passed, logging.LogRecord):  # a filter may hand back a new record
-                record = passed
-            self._pending.append(record)  # deque.append is atomic: no lock needed
-            return True
-        return bool(super().handle(record))
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        args = record.args
+        if args and not (type(args) is tuple and all(type(a) in _IMMUTABLE for a in args)):
+            record.msg = record.getMessage()
+            record.args = None
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        queue = self._records
+        queue.put_nowait(record)
+        if record.levelno >= logging.WARNING or queue.qsize() >= _WAKE_AT:
+            self._wake.set()
+
+
+class _Writer(logging.handlers.QueueListener):
+    """Formats and writes the queued records in its own thread.
+
+    It wakes when a WARNING or above is queued, and otherwise every ``interval_s``: the
+    lines of a busy period go out in one write, not one system call per callback. The
+    handlers flush whenever the queue has been emptied.
+    """
+
+    def __init__(
+        self,
+        queue: SimpleQueue[Any],
+        wake: threading.Event,
+        *handlers: logging.Handler,
+        interval_s: float = FLUSH_INTERVAL_S,
+    ) -> None:
+        super().__init__(queue, *handlers)
+        self._records: SimpleQueue[logging.LogRecord] = queue
+        self._wake = wake
+        self._interval_s = interval_s
+
+    def dequeue(self, block: bool) -> logging.LogRecord:  # or the stop sentinel
+        queue = self._records
+        while True:
+            try:
+                return queue.get_nowait()
+            except Empty:
+                pass
+            self._wake.clear()
+            try:  # queued between the two looks: the wake-up may already be spent
+                return queue.get_nowait()
+            except Empty:
+                pass
+            self._flush()
+            self._wake.wait(self._interval_s)
+
+    def enqueue_sentinel(self) -> None:
+        super().enqueue_sentinel()
+        self._wake.set()
+
+    def _flush(self) -> None:
+        for handler in self.handlers:
+            # stderr closed or broken: keep serving; its lines cannot be written anyway.
+            with contextlib.suppress(OSError, ValueError):
+                handler.flush()
+
+
+class _StreamHandler(logging.StreamHandler[TextIO]):
+    """Writes to a buffered stream and flushes it for WARNING and above only (the writer
+    flushes the rest when its queue is empty)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = self.format(record)
-            with self.lock:  # type: ignore[union-attr]
-                self._write_pending()
-                self.stream.write(text + self.terminator)
-                if record.levelno >= logging.WARNING:
-                    self.stream.flush()
+            self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING:
+                self.stream.flush()
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 - logging must never take the caller down
             self.handleError(record)
 
-    def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._write_pending()
-        super().flush()
 
-    def _write_pending(self) -> None:
-        """Format and write the queued records, oldest first (the caller holds the lock)."""
-        lines = []
-        pending = self._pending
-        while pending:
-            record = pending.popleft()
-            try:
-                lines.append(self.format(record) + self.terminator)
-            except RecursionError:
-                raise
-            except Exception:  # noqa: BLE001 - a bad record must not lose the others
-                self.handleError(record)
-        if lines:
-            self.stream.write("".join(lines))
-
-    def _flush_often(self) -> None:
-        while True:
-            time.sleep(self._interval_s)
-            # stderr closed or broken: keep serving; its lines cannot be written anyway.
-            with contextlib.suppress(OSError, ValueError):
-                self.flush()
+def start_writer(
+    target: logging.Handler, *, interval_s: float = FLUSH_INTERVAL_S
+) -> tuple[logging.handlers.QueueHandler, logging.handlers.QueueListener]:
+    """A queue handler for the loggers and the started writer thread that feeds ``target``."""
+    queue: SimpleQueue[Any] = SimpleQueue()
+    wake = threading.Event()
+    writer = _Writer(queue, wake, target, interval_s=interval_s)
+    writer.start()
+    return _Handoff(queue, wake), writer
 
 
-def _stderr_handler() -> logging.Handler:
+_writer: logging.handlers.QueueListener | None = None
+_atexit_registered = False
+
+
+def flush_logs() -> None:
+    """Write every record logged so far and stop the writer thread.
+
+    Records logged afterwards are written at once, by the thread that logs them. Called at
+    exit and on SIGTERM (see ``payhook._runtime``); calling it again does nothing.
+    """
+    global _writer
+    writer, _writer = _writer, None
+    if writer is None:
+        return
+    writer.stop()
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _Handoff)] + list(
+        writer.handlers
+    )
+    for handler in writer.handlers:
+        with contextlib.suppress(OSError, ValueError):
+            handler.flush()
+
+
+def _stderr_handler() -> logging.Handler | None:
+    """A handler on a buffered stream over stderr's file descriptor, or None when stderr
+    is not a file (a test runner replaced it): then records are written as they come."""
     try:
         fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced (a test runner): as is
-        return logging.StreamHandler(sys.stderr)
+    except (AttributeError, OSError, ValueError):
+        return None
     stream = io.TextIOWrapper(
         open(fd, "wb", buffering=64 * 1024, closefd=False),  # noqa: SIM115 - lives with the process
         encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
@@ -185,7 +238,7 @@ def _stderr_handler() -> logging.Handler:
         line_buffering=False,
         write_through=False,
     )
-    return _BufferedHandler(stream)
+    return _StreamHandler(stream)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
@@ -196,8 +249,20 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None  # documented in the logging HOWTO (Optimization)
-    handler = _stderr_handler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    global _writer, _atexit_registered
+    flush_logs()  # configured again (tests): the previous writer writes its lines first
+    formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    target = _stderr_handler()
+    handler: logging.Handler
+    if target is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter)
+    else:
+        target.setFormatter(formatter)
+        handler, _writer = start_writer(target)
+        if not _atexit_registered:  # runs before logging's own atexit hook (registered first)
+            atexit.register(flush_logs)
+            _atexit_registered = True
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # DEBUG is for payhook's own loggers only: database drivers log SQL parameters

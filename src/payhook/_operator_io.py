@@ -11,9 +11,9 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from payhook._settings_base import parse_duration
 from payhook._subscription_rules import validate_name
 from payhook._types import DeliveryStatus, SubscriptionKind, SubscriptionSource
-from payhook.config import parse_duration
 from payhook.errors import (
     DeliveryNotFoundError,
     EventNotFoundError,

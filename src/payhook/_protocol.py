@@ -35,6 +35,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._in_headers = True
+        self._headers_too_large = False
         self._raw_header_bytes = 0
         self._parsed_header_bytes = 0
         self._deadline: float | None = None
@@ -78,6 +79,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(_431)
         self.transport.close()
 
+    def _headers_over_limit(self) -> _HeadersTooLarge:
+        self._headers_too_large = True
+        return _HeadersTooLarge()
+
+    def send_400_response(self, msg: str) -> None:
+        # httptools turns an exception raised in a parser callback (on_url, on_header) into
+        # HttpParserCallbackError, which uvicorn answers with 400: answer 431 instead.
+        if self._headers_too_large:
+            self._refuse_headers()
+        else:
+            super().send_400_response(msg)
+
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return
@@ -85,7 +98,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._raw_header_bytes += len(data)
         try:
             super().data_received(data)
-        except _HeadersTooLarge:
+        except _HeadersTooLarge:  # a parser that lets callback exceptions through
             self._refuse_headers()
             return
         # Still inside the headers after this chunk: every byte counted was a header byte.
@@ -105,13 +118,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         self._parsed_header_bytes += len(url)
         if self._parsed_header_bytes > self.max_header_bytes:
-            raise _HeadersTooLarge
+            raise self._headers_over_limit()
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._parsed_header_bytes += len(name) + len(value) + 4
         if self._parsed_header_bytes > self.max_header_bytes:
-            raise _HeadersTooLarge
+            raise self._headers_over_limit()
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:

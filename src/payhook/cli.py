@@ -27,12 +27,8 @@ from payhook._cli_ops import deliveries, events
 from payhook._cli_subscriptions import subscriptions
 from payhook._runtime import prepare_long_running_process
 from payhook._version import __version__
-from payhook.config import (
-    AlipayChannel,
-    WechatPayV2Channel,
-    WechatPayV3Channel,
-    load_settings,
-)
+from payhook.config import load_settings
+from payhook.providers import build_simulator, simulated_events
 
 __all__ = ["main"]
 
@@ -180,7 +176,7 @@ def check_config(config: str | None) -> None:
         f"({d.per_subscription_concurrency} per subscription)"
     )
     for channel in settings.channels:
-        click.echo(f"channel {channel.name}: {channel.provider}, {_channel_summary(channel)}")
+        click.echo(f"channel {channel.name}: {channel.provider}, {channel.summary()}")
     for sub in settings.subscriptions:
         state = "enabled" if sub.enabled else "disabled"
         click.echo(
@@ -190,25 +186,22 @@ def check_config(config: str | None) -> None:
     click.echo("configuration OK")
 
 
-def _channel_summary(channel: AlipayChannel | WechatPayV3Channel | WechatPayV2Channel) -> str:
-    if isinstance(channel, AlipayChannel):
-        mode = "public-key mode" if channel.alipay_public_key else "certificate mode"
-        extra = f", seller_id {channel.seller_id}" if channel.seller_id else ""
-        sim = ", simulator key set" if channel.simulator_private_key else ""
-        return f"app_id {channel.app_id}, {mode}{extra}{sim}"
-    if isinstance(channel, WechatPayV3Channel):
-        modes = []
-        if channel.wechatpay_public_key_id:
-            modes.append(f"public key {channel.wechatpay_public_key_id}")
-        if channel.platform_certificates:
-            modes.append(f"{len(channel.platform_certificates)} platform certificate file(s)")
-        if channel.merchant_serial_no:
-            modes.append("certificate download")
-        return f"mch_id {channel.mch_id}, {', '.join(modes)}"
-    return f"mch_id {channel.mch_id}" + (f", appid {channel.app_id}" if channel.app_id else "")
-
-
 # -- simulate ---------------------------------------------------------------------------------
+
+
+class _SimulatedEvent(click.Choice[str]):
+    """``--event`` choices read from the provider registry when the command runs."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return simulated_events()
+
+    @choices.setter
+    def choices(self, _value: tuple[str, ...]) -> None:
+        pass  # click.Choice.__init__ assigns; the registry is the source
 
 
 @main.command()
@@ -218,7 +211,7 @@ def _channel_summary(channel: AlipayChannel | WechatPayV3Channel | WechatPayV2Ch
 @click.option("--amount", required=True, help="Order amount in yuan, e.g. 88.88.")
 @click.option(
     "--event",
-    type=click.Choice(["paid", "closed", "refund"]),
+    type=_SimulatedEvent(),
     default="paid",
     show_default=True,
 )
@@ -235,7 +228,6 @@ def simulate(
     url: str | None,
 ) -> None:
     """Send a callback built and signed exactly as CHANNEL's provider would (test keys)."""
-    from payhook._wiring import build_simulator
     from payhook.events import parse_amount
 
     settings = load_settings(_config_path(config))

@@ -7,26 +7,32 @@ plain constructor arguments.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
+    PlainValidator,
     SecretStr,
+    SerializeAsAny,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from payhook._settings_base import (
+    Duration,
+    SettingsModel as _Model,
+    duration_validator as _duration_validator,
+    parse_duration,
+)
 from payhook._subscription_rules import (
     validate_events,
     validate_name,
@@ -34,16 +40,14 @@ from payhook._subscription_rules import (
     validate_url,
 )
 from payhook.errors import ConfigurationError, InvalidSubscriptionError
+from payhook.providers import ChannelSettings, check_channel, provider_kinds, provider_spec
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_RETRY_SCHEDULE",
-    "AlipayChannel",
     "DispatcherSettings",
     "PayhookSettings",
     "SubscriptionSettings",
-    "WechatPayV2Channel",
-    "WechatPayV3Channel",
     "config_path",
     "load_settings",
     "parse_duration",
@@ -55,35 +59,6 @@ DEFAULT_CONFIG_PATH = "payhook.toml"
 DEFAULT_RETRY_SCHEDULE = (
     "1s", "4s", "16s", "64s", "256s", "30m", "2h", "6h", "12h", "24h", "24h", "24h",
 )  # fmt: skip
-
-_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*\Z")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """``"30m"`` -> 1800.0. Units: ms, s, m, h, d; a bare number is seconds."""
-    if isinstance(value, bool):
-        raise ValueError("not a duration")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 10s, 30m, 2h, 1d)")
-
-
-Duration = Annotated[float, Field(ge=0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-
-def _duration_validator(*fields: str) -> Any:
-    return field_validator(*fields, mode="before")(lambda v: parse_duration(v))
 
 
 class DispatcherSettings(_Model):
@@ -114,112 +89,29 @@ class DispatcherSettings(_Model):
         return value
 
 
-class _Channel(_Model):
-    # Fields holding key material; each may be given inline or as `<name>_file`.
-    _material: ClassVar[tuple[str, ...]] = ()
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class AlipayChannel(_Channel):
-    """An Alipay merchant app (public-key mode or certificate mode)."""
-
-    _material = (
-        "alipay_public_key",
-        "alipay_public_cert",
-        "alipay_root_cert",
-        "simulator_private_key",
-    )
-
-    provider: Literal["alipay"]
-    app_id: str = Field(min_length=1)
-    alipay_public_key: SecretStr | None = None
-    alipay_public_cert: SecretStr | None = None
-    alipay_root_cert: SecretStr | None = None
-    seller_id: str | None = None
-    simulator_private_key: SecretStr | None = None
-
-    @model_validator(mode="after")
-    def _one_mode(self) -> AlipayChannel:
-        if self.alipay_public_key is None and self.alipay_public_cert is None:
-            raise ValueError(
-                "needs alipay_public_key(_file) (public-key mode) "
-                "or alipay_public_cert(_file) + alipay_root_cert(_file) (certificate mode)"
-            )
-        if self.alipay_public_key is not None and self.alipay_public_cert is not None:
-            raise ValueError("give either alipay_public_key or alipay_public_cert, not both")
-        if self.alipay_public_cert is not None and self.alipay_root_cert is None:
-            raise ValueError("certificate mode needs alipay_root_cert(_file) too")
-        return self
-
-
-class WechatPayV3Channel(_Channel):
-    """A WeChat Pay APIv3 merchant (public-key mode and/or platform-certificate mode)."""
-
-    _material = (
-        "wechatpay_public_key",
-        "merchant_private_key",
-        "simulator_private_key",
-    )
-
-    provider: Literal["wechatpay_v3"]
-    mch_id: str = Field(min_length=1)
-    app_id: str | None = None
-    api_v3_key: SecretStr
-    wechatpay_public_key_id: str | None = Field(default=None, pattern=r"^PUB_KEY_ID_\w+$")
-    wechatpay_public_key: SecretStr | None = None
-    platform_certificates: tuple[SecretStr, ...] = ()
-    timestamp_tolerance: Duration = 300.0
-    merchant_serial_no: str | None = None
-    merchant_private_key: SecretStr | None = None
-    api_base_url: str = "https://api.mch.weixin.qq.com"
-    simulator_private_key: SecretStr | None = None
-
-    _durations = _duration_validator("timestamp_tolerance")
-
-    @field_validator("api_v3_key")
-    @classmethod
-    def _key_len(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value().encode()) != 32:
-            raise ValueError("must be exactly 32 bytes (the APIv3 key from the merchant platform)")
+def _channel(value: Any) -> ChannelSettings:
+    """One ``[[channels]]`` entry, validated by the settings model of its provider."""
+    if isinstance(value, ChannelSettings):
         return value
-
-    @model_validator(mode="after")
-    def _some_key(self) -> WechatPayV3Channel:
-        if (self.wechatpay_public_key_id is None) != (self.wechatpay_public_key is None):
-            raise ValueError("wechatpay_public_key_id and wechatpay_public_key(_file) go together")
-        downloads = self.merchant_serial_no is not None or self.merchant_private_key is not None
-        if downloads and (self.merchant_serial_no is None or self.merchant_private_key is None):
-            raise ValueError(
-                "certificate download needs both merchant_serial_no and merchant_private_key(_file)"
-            )
-        if self.wechatpay_public_key is None and not self.platform_certificates and not downloads:
-            raise ValueError(
-                "needs wechatpay_public_key_id + wechatpay_public_key(_file), "
-                "platform_certificate_files, or merchant_serial_no + merchant_private_key_file"
-            )
-        return self
+    if not isinstance(value, Mapping):
+        raise PydanticCustomError(
+            "model_type", "Input should be a valid dictionary or object to extract fields from"
+        )
+    kind = value.get("provider")
+    if kind is None:
+        raise PydanticCustomError(
+            "union_tag_not_found", "Unable to extract tag using discriminator 'provider'"
+        )
+    if not isinstance(kind, str) or kind not in provider_kinds():
+        raise PydanticCustomError("union_tag_invalid", "unknown provider")
+    model: type[ChannelSettings] = provider_spec(kind).settings
+    return model.model_validate(value)
 
 
-class WechatPayV2Channel(_Channel):
-    """A WeChat Pay v2 (XML) merchant."""
-
-    provider: Literal["wechatpay_v2"]
-    mch_id: str = Field(min_length=1)
-    app_id: str | None = None
-    api_key: SecretStr
-
-    @field_validator("api_key")
-    @classmethod
-    def _key_len(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) != 32:
-            raise ValueError("must be exactly 32 characters (the API v2 key)")
-        return value
-
-
-Channel = Annotated[
-    AlipayChannel | WechatPayV3Channel | WechatPayV2Channel, Field(discriminator="provider")
-]
+# A channel's settings model comes from the provider registry, so a provider registered
+# after this module was imported is accepted too.
+# SerializeAsAny: a dump shows every field of the provider's own model.
+Channel = Annotated[SerializeAsAny[ChannelSettings], PlainValidator(_channel)]
 
 
 class SubscriptionSettings(_Model):
@@ -312,7 +204,7 @@ class PayhookSettings(BaseSettings):
                 seen.add(name)
         return self
 
-    def channel(self, name: str) -> AlipayChannel | WechatPayV3Channel | WechatPayV2Channel:
+    def channel(self, name: str) -> ChannelSettings:
         """The channel called ``name``."""
         for channel in self.channels:
             if channel.name == name:
@@ -328,25 +220,27 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _resolve_files(
-    section: dict[str, Any], base: Path, where: str, fields: tuple[str, ...]
+    section: dict[str, Any], base: Path, where: str, model: type[ChannelSettings]
 ) -> None:
-    """Replace ``<name>_file`` entries by the file's text under ``<name>``."""
-    for name in fields:
+    """Replace ``<name>_file`` entries by the file's text under ``<name>``, and append the
+    files of each list in ``model.key_file_lists`` to its tuple of inline values."""
+    for name in model.key_files:
         key = f"{name}_file"
         if key not in section:
             continue
         if name in section:
             raise ConfigurationError(f"{where}.{key}: give either {name} or {key}, not both")
         section[name] = _read(section.pop(key), base, f"{where}.{key}")
-    # platform_certificate_files is a list
-    if "platform_certificate_files" in section:
-        files = section.pop("platform_certificate_files")
+    for key, name in model.key_file_lists:
+        if key not in section:
+            continue
+        files = section.pop(key)
         if not isinstance(files, list):
-            raise ConfigurationError(f"{where}.platform_certificate_files: must be a list of paths")
-        inline = list(section.get("platform_certificates", []))
+            raise ConfigurationError(f"{where}.{key}: must be a list of paths")
+        inline = list(section.get(name, []))
         for i, item in enumerate(files):
-            inline.append(_read(item, base, f"{where}.platform_certificate_files[{i}]"))
-        section["platform_certificates"] = inline
+            inline.append(_read(item, base, f"{where}.{key}[{i}]"))
+        section[name] = inline
 
 
 def _read(path: object, base: Path, where: str) -> str:
@@ -381,8 +275,6 @@ def _format_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
     for item in err["loc"]:
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-        elif item in ("alipay", "wechatpay_v3", "wechatpay_v2") and parts and "[" in parts[-1]:
-            continue  # the discriminator tag pydantic adds for unions
         else:
             parts.append(str(item))
     key = ".".join(parts) or "(top level)"
@@ -392,7 +284,7 @@ def _format_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
     elif err["type"] == "missing":
         message = "is required"
     elif err["type"] == "union_tag_invalid":
-        message = "provider must be one of alipay, wechatpay_v3, wechatpay_v2"
+        message = f"provider must be one of {', '.join(provider_kinds())}"
     return f"{key}: {message}"
 
 
@@ -422,17 +314,11 @@ def load_settings(
         raise ConfigurationError(f"{label}: config file not found")
     base = file.resolve().parent
     try:
-        for i, channel in enumerate(data.get("channels", []) or []):
-            if isinstance(channel, dict):
-                kind = channel.get("provider")
-                kinds: dict[str, type[_Channel]] = {
-                    "alipay": AlipayChannel,
-                    "wechatpay_v3": WechatPayV3Channel,
-                    "wechatpay_v2": WechatPayV2Channel,
-                }
-                cls = kinds.get(kind if isinstance(kind, str) else "")
-                fields = cls._material if cls is not None else ()
-                _resolve_files(channel, base, f"channels[{i}]", fields)
+        channels = data.get("channels")
+        for i, channel in enumerate(channels if isinstance(channels, list) else ()):
+            kind = channel.get("provider") if isinstance(channel, dict) else None
+            if isinstance(kind, str) and kind in provider_kinds():
+                _resolve_files(channel, base, f"channels[{i}]", provider_spec(kind).settings)
         env = os.environ if environ is None else environ
         db_url = env.get("PAYHOOK_DATABASE_URL", data.get("database_url"))
         if isinstance(db_url, str):
@@ -470,8 +356,6 @@ def _restore_environ(saved: dict[str, str] | None) -> None:
 
 def _check_key_material(settings: PayhookSettings, label: str) -> None:
     """Parse every key now, so a bad one fails at start, not at the first callback."""
-    from payhook._wiring import check_channel
-
     for i, channel in enumerate(settings.channels):
         try:
             check_channel(channel)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from payhook._wiring import build_simulator
 from payhook.config import load_settings
+from payhook.providers import build_simulator
+from tests._ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
@@ -72,7 +66,7 @@ def start(script: Path, port: int, env: dict[str, str], log: Path) -> Process:
         cwd=log.parent,
     )
     process = Process(proc=proc, url=f"http://127.0.0.1:{port}", log=log)
-    wait_for(process.up, f"{script.name} to start")
+    wait_for(process.up, f"{script.name} to start", timeout_s=90)
     return process
 
 
@@ -140,7 +134,7 @@ def notify(
 def test_shop_and_subscriber_end_to_end(samples: dict[str, Any]) -> None:
     """A paid order is marked paid once in the shop and reaches the subscriber once."""
     shop, subscriber, config = samples["shop"], samples["subscriber"], samples["config"]
-    created = httpx.post(f"{shop.url}/orders", json={"id": "1001", "amount": "88.88"})
+    created = httpx.post(f"{shop.url}/orders", json={"id": "1001", "amount": "88.88"}, timeout=30)
     assert created.status_code == 201
     assert created.json()["status"] == "pending"
 
@@ -150,20 +144,20 @@ def test_shop_and_subscriber_end_to_end(samples: dict[str, Any]) -> None:
         assert reply.text == "success"
 
     def paid() -> bool:
-        return bool(httpx.get(f"{shop.url}/orders/1001").json()["status"] == "paid")
+        return bool(httpx.get(f"{shop.url}/orders/1001", timeout=30).json()["status"] == "paid")
 
     wait_for(paid, "the order to be marked paid")
 
     def delivered() -> bool:
-        return len(httpx.get(f"{subscriber.url}/received").json()["processed"]) >= 1
+        return len(httpx.get(f"{subscriber.url}/received", timeout=30).json()["processed"]) >= 1
 
     wait_for(delivered, "the subscriber to get the event")
     time.sleep(1.0)  # room for a duplicate to show up, if payhook sent one
-    order = httpx.get(f"{shop.url}/orders/1001").json()
+    order = httpx.get(f"{shop.url}/orders/1001", timeout=30).json()
     assert order["status"] == "paid"
     assert order["handled_events"] == 1
     assert order["amount_fen"] == 8888
-    got = httpx.get(f"{subscriber.url}/received").json()
+    got = httpx.get(f"{subscriber.url}/received", timeout=30).json()
     assert got["received"] == [{"webhook_id": order["paid_event_id"], "verified": True}]
     assert got["processed"] == [
         {
@@ -178,15 +172,15 @@ def test_shop_and_subscriber_end_to_end(samples: dict[str, Any]) -> None:
 def test_shop_checks_the_amount(samples: dict[str, Any]) -> None:
     """A payment of another amount is not marked paid: the order is flagged for review."""
     shop, config = samples["shop"], samples["config"]
-    httpx.post(f"{shop.url}/orders", json={"id": "2002", "amount": "10.00"})
+    httpx.post(f"{shop.url}/orders", json={"id": "2002", "amount": "10.00"}, timeout=30)
     reply = notify(shop, config, "wechat", "2002", 1)
     assert reply.status_code == 204
 
     def handled() -> bool:
-        return bool(httpx.get(f"{shop.url}/orders/2002").json()["handled_events"] == 1)
+        return bool(httpx.get(f"{shop.url}/orders/2002", timeout=30).json()["handled_events"] == 1)
 
     wait_for(handled, "the handler to see the payment")
-    order = httpx.get(f"{shop.url}/orders/2002").json()
+    order = httpx.get(f"{shop.url}/orders/2002", timeout=30).json()
     assert order["status"] == "needs_review"
     assert order["paid_event_id"] is None
     assert "paid 1 fen, expected 1000" in order["note"]

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from sqlalchemy import select
 
 from payhook.storage._engine import create_engine
 from payhook.storage._tables import deliveries, events
+from tests._ports import free_port
 from tests._server import ServerThread
 from tests._subscriber import Subscriber
 
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def payhook(*args: str, config: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -67,33 +61,34 @@ def config(tmp_path: Path, database_url: str, subscriber: tuple[Subscriber, str]
 
 
 @pytest.fixture
-def server(config: Path) -> Iterator[str]:
-    """`payhook serve` as a real process; yields its base URL."""
+def server(config: Path, tmp_path: Path) -> Iterator[str]:
+    """`payhook serve` as a real process (its output in a file: a pipe nobody reads could
+    fill up and block it); yields its base URL."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PAYHOOK_")},
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port",
+             str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("PAYHOOK_")},
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"payhook serve did not start:\n{out}")
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        deadline = time.monotonic() + 90
+        while not _ready(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"payhook serve did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 async def stored(database_url: str) -> tuple[list[dict[str, object]], int]:
@@ -154,7 +149,9 @@ def test_simulate_paid_end_to_end(
     assert got.verified
     assert got.headers["webhook-id"] == event["id"]
     assert got.event == event
-    time.sleep(0.3)
+    # The one delivery row is recorded as sent: nothing is left that could be sent again.
+    wait_for(lambda: metric(server, "payhook_deliveries_total", subscription="orders") == 1.0)
+    assert metric(server, "payhook_deliveries_pending", subscription="orders") is None
     assert sub.event_ids() == [event["id"]]
 
 
@@ -196,7 +193,7 @@ def test_check_config_and_bad_config(config: Path, tmp_path: Path) -> None:
 
 def metric(url: str, name: str, **labels: str) -> float | None:
     """The value of one sample on /metrics, or None when absent."""
-    text = httpx.get(f"{url}/metrics").text
+    text = httpx.get(f"{url}/metrics", timeout=30).text
     for line in text.splitlines():
         if not line.startswith(name + "{"):
             continue
@@ -224,19 +221,21 @@ def test_metrics_follow_callbacks_and_deliveries(
 
 
 @pytest.fixture
-def receiver_only(config: Path) -> Iterator[str]:
-    """`payhook serve --no-dispatcher`; yields its base URL."""
+def receiver_only(config: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`payhook serve --no-dispatcher`; yields its base URL and its log file."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port", str(port),
-         "--no-dispatcher"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = tmp_path / "receiver.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "payhook", "serve", "--config", str(config), "--port",
+             str(port), "--no-dispatcher"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _ready(url), 30)
-        yield url
+        wait_for(lambda: _ready(url), 90)
+        yield url, log
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -255,26 +254,32 @@ def test_worker_command_delivers(
     """With the receiver alone nothing is sent; `payhook worker` then delivers the backlog
     and stops cleanly on SIGTERM."""
     sub, _ = subscriber
+    receiver, log = receiver_only
     result = payhook(
         "simulate", "alipay", "--order", "4004", "--amount", "2.00",
-        "--url", f"{receiver_only}/notify/alipay", config=config,
+        "--url", f"{receiver}/notify/alipay", config=config,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert metric(receiver_only, "payhook_deliveries_pending", subscription="orders") == 1.0
-    time.sleep(0.5)
+    assert metric(receiver, "payhook_deliveries_pending", subscription="orders") == 1.0
+    # The receiver has logged the callback: a dispatcher, had it one, started before that
+    # (at start-up, before the first request) and would have logged so.
+    wait_for(lambda: "action=callback_accepted" in log.read_text(errors="replace"))
+    assert "dispatcher started" not in log.read_text(errors="replace")
     assert sub.received == []
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "payhook", "worker", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    worker_log = log.with_name("worker.log")
+    with worker_log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "payhook", "worker", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_for(lambda: len(sub.received) >= 1, 30)
+        wait_for(lambda: len(sub.received) >= 1 or worker.poll() is not None, 90)
+        assert sub.received, worker_log.read_text()
         assert sub.received[0].verified
         assert sub.received[0].event["data"]["order_id"] == "4004"
     finally:
         worker.terminate()
-        assert worker.wait(timeout=30) == 0
-    wait_for(
-        lambda: metric(receiver_only, "payhook_deliveries_pending", subscription="orders") is None
-    )
+        assert worker.wait(timeout=30) == 0, worker_log.read_text()
+    wait_for(lambda: metric(receiver, "payhook_deliveries_pending", subscription="orders") is None)
+    assert len(sub.received) == 1

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from payhook._wiring import build_simulator
 from payhook.config import load_settings
-from payhook.providers import Simulator
+from payhook.providers import Simulator, build_simulator
 
 PROVIDER_OF = {"alipay": "alipay", "wechat": "wechatpay_v3", "wechat-legacy": "wechatpay_v2"}
 EVENT_TYPE = {

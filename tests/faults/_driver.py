@@ -46,6 +46,10 @@ class FactState:
     replies: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
+# httpx transport errors that say nothing about how the server answers (see Exchange).
+CLIENT_SIDE_ERRORS = frozenset({"ReadError", "WriteError", "RemoteProtocolError", "ConnectError"})
+
+
 @dataclass(frozen=True, slots=True)
 class Exchange:
     """One HTTP exchange: when it was sent and answered (monotonic), and how."""
@@ -57,6 +61,14 @@ class Exchange:
     status: int | None  # None: no answer (connection refused or reset)
     success: bool
     failure_reply: bool
+    error: str | None = None  # the transport error's class name when no answer came
+
+    @property
+    def client_side_error(self) -> bool:
+        """No answer because of the client's own connection (a pooled keep-alive connection
+        closed by the server as the request went out, a refused connect on a loaded host),
+        not because the server failed to answer in time."""
+        return self.status is None and self.error in CLIENT_SIDE_ERRORS
 
 
 class Driver:
@@ -159,6 +171,7 @@ class Driver:
         self._in_flight += 1
         sent = time.monotonic()
         status: int | None = None
+        error: str | None = None
         body = b""
         try:
             response = await client.post(
@@ -168,7 +181,8 @@ class Driver:
             )
             status, body = response.status_code, response.content
         except httpx.TransportError as exc:
-            state.replies[type(exc).__name__] += 1
+            error = type(exc).__name__
+            state.replies[error] += 1
         finally:
             state.in_flight -= 1
             self._in_flight -= 1
@@ -182,7 +196,7 @@ class Driver:
         elif not state.acked:
             state.due = answered + self.retry_after_s
         self.exchanges.append(
-            Exchange(fact_key(fact), kind, sent, answered, status, success, failure)
+            Exchange(fact_key(fact), kind, sent, answered, status, success, failure, error)
         )
         return status is not None
 
@@ -243,5 +257,6 @@ def summary(driver: Driver) -> dict[str, Any]:
         "duplicates_sent": kinds["duplicate"],
         "acknowledged_facts": sum(s.acked for s in driver.states.values()),
         "no_answer": sum(e.status is None for e in driver.exchanges),
+        "client_side_errors": sum(e.client_side_error for e in driver.exchanges),
         "failure_replies": sum(e.failure_reply for e in driver.exchanges),
     }

@@ -20,14 +20,15 @@ from pathlib import Path
 from urllib.parse import quote_plus
 
 from payhook._clock import SystemClock
-from payhook._wiring import build_provider
-from payhook.config import AlipayChannel, WechatPayV2Channel, WechatPayV3Channel, load_settings
+from payhook.config import load_settings
 from payhook.errors import DecryptionError, RefusedError
-from payhook.providers import Provider, RawNotification
-from payhook.providers._alipay_form import sign_notification
+from payhook.providers import Provider, RawNotification, build_provider
 from payhook.providers._safe_xml import render_flat_xml
-from payhook.providers._wechat_v3_sign import random_nonce, response_message, rsa_sha256_sign
-from payhook.providers.wechatpay_v2 import encrypt_req_info, wechat_v2_sign
+from payhook.providers.alipay import AlipayChannel
+from payhook.providers.alipay._form import sign_notification
+from payhook.providers.wechatpay_v2 import WechatPayV2Channel, encrypt_req_info, wechat_v2_sign
+from payhook.providers.wechatpay_v3 import WechatPayV3Channel
+from payhook.providers.wechatpay_v3._sign import random_nonce, response_message, rsa_sha256_sign
 from payhook.signing import aead_aes_gcm_encrypt, load_rsa_private_key
 from tests.faults._callbacks import Callbacks, Fact
 

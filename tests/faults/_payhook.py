@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+from tests._ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIBER_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -80,12 +81,7 @@ secret = "{secret}"
 
 CHANNELS = ("alipay", "wechat", "wechat-legacy")
 
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["CHANNELS", "PayhookServe", "free_port", "write_config"]
 
 
 def write_config(
@@ -152,7 +148,7 @@ class PayhookServe:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, *, timeout_s: float = 60.0, ready_path: str = "/readyz") -> None:
+    def start(self, *, timeout_s: float = 90.0, ready_path: str = "/readyz") -> None:
         """Start the process and wait until ``ready_path`` answers 200."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PAYHOOK_")}

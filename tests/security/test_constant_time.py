@@ -34,7 +34,7 @@ _PUBLIC = re.compile(r"(sign_type|signature_type|token_type|digest_name|_len|cou
 # Comparisons reviewed by hand: both sides are payhook's own values (configuration against the
 # database, a cache lookup), no attacker-controlled input is involved, so timing reveals nothing.
 REVIEWED = {
-    ("dispatch/_keys.py", "if secret in self._keys:"),  # parse cache of stored secrets
+    ("dispatch/sinks/_signing.py", "if secret in self._keys:"),  # parse cache of stored secrets
     ("storage/_subscription_model.py", "if item.secret == new_secret or not item.active(now):"),
     (
         "storage/_subscriptions.py",
@@ -149,8 +149,8 @@ def _calls(path: Path) -> set[str]:
     ("module", "needed"),
     [
         ("signing/_rsa.py", ".verify"),  # Alipay RSA2/RSA: cryptography's verify
-        ("providers/_wechat_v3_sign.py", ".verify"),  # WeChat Pay v3 RSA-SHA256
-        ("providers/wechatpay_v2.py", "hmac.compare_digest"),  # v2 MD5 / HMAC-SHA256
+        ("providers/wechatpay_v3/_sign.py", ".verify"),  # WeChat Pay v3 RSA-SHA256
+        ("providers/wechatpay_v2/_adapter.py", "hmac.compare_digest"),  # v2 MD5 / HMAC-SHA256
         ("asgi/_admin.py", "hmac.compare_digest"),  # the admin bearer token
     ],
     ids=["alipay-rsa", "wechat-v3-rsa", "wechat-v2-sign", "admin-token"],

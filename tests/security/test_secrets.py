@@ -19,10 +19,9 @@ import httpx
 import pytest
 
 from payhook._hook import PayHook
-from payhook._wiring import build_provider, build_simulator
 from payhook.config import load_settings
 from payhook.errors import ConfigurationError, PayhookError
-from payhook.providers import Outcome, RawNotification
+from payhook.providers import Outcome, RawNotification, build_provider, build_simulator
 from payhook.storage._subscription_model import SubscriptionSecret, SubscriptionSpec
 from tests._server import ServerThread
 from tests._subscriber import Subscriber

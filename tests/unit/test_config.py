@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from payhook.config import AlipayChannel, WechatPayV3Channel, load_settings, parse_duration
+from payhook.config import load_settings, parse_duration
 from payhook.errors import ConfigurationError
+from payhook.providers.alipay import AlipayChannel
+from payhook.providers.wechatpay_v3 import WechatPayV3Channel
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SECRET_VALUES = [
@@ -161,3 +163,40 @@ def test_bad_durations(value: object) -> None:
     """Negative, unknown-unit or non-numeric durations are refused."""
     with pytest.raises(ValueError, match="duration"):
         parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("channels = 1\n", "channels: Input should be a valid tuple"),
+        ("channels = [1]\n", "channels[0]: Input should be a valid dictionary"),
+        ('[[channels]]\nname = "a"\n', "channels[0]: Unable to extract tag using discriminator"),
+        ('[[channels]]\nname = "a"\nprovider = 5\n', "channels[0]: provider must be one of"),
+        ('[[channels]]\nname = "a"\nprovider = "wechatpay_v2"\nmch_id = "1"\n'
+         'api_key = "192006250b4c09247ec02edce69f6a2d"\nplatform_certificate_files = ["x.pem"]\n',
+         "channels[0].platform_certificate_files: unknown key"),
+        ('[[channels]]\nname = "a"\nprovider = "wechatpay_v3"\nmch_id = "1"\n'
+         'platform_certificate_files = "x.pem"\n',
+         "channels[0].platform_certificate_files: must be a list of paths"),
+    ],
+    ids=["channels-not-list", "channel-not-table", "no-provider", "provider-not-text",
+         "list-key-of-other-provider", "list-key-not-list"],
+)  # fmt: skip
+def test_channel_shape_errors(tmp_path: Path, text: str, expected: str) -> None:
+    """A malformed channel list or entry is one line naming the key, never a traceback."""
+    path = tmp_path / "payhook.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(path)
+    assert info.value.message.startswith(f"{path}: {expected}")
+
+
+def test_dump_shows_each_providers_fields(sample: Path) -> None:
+    """A dump has every field of each channel's own model, secrets masked, without warnings."""
+    settings = load_settings(sample)
+    dumped = settings.model_dump(mode="json")
+    assert dumped["channels"][0]["seller_id"] == "2088000000000001"
+    assert dumped["channels"][1]["api_v3_key"] == "**********"
+    text = settings.model_dump_json()
+    for secret in SECRET_VALUES[1:]:
+        assert secret not in text

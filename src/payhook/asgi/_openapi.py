@@ -13,6 +13,7 @@ from payhook._subscription_rules import NAME_PATTERN
 from payhook._version import __version__
 from payhook.asgi._admin_common import ERROR_CODES
 from payhook.operations import AGE_PATTERN, DELIVERY_STATUSES, MAX_LIMIT
+from payhook.providers import event_providers
 
 __all__ = ["openapi_document"]
 
@@ -52,9 +53,13 @@ def _obj(required: list[str], properties: dict[str, Any], **extra: Any) -> dict[
     return {"type": "object", "required": required, "properties": properties, **extra}
 
 
+def _provider() -> dict[str, Any]:
+    return {"type": "string", "enum": list(event_providers())}
+
+
 def _schemas() -> dict[str, Any]:
     data_props = {
-        "provider": {"type": "string", "enum": ["alipay", "wechatpay"]},
+        "provider": _provider(),
         "channel": _STR,
         "merchant_id": _STR,
         "order_id": _NSTR,
@@ -416,4 +421,9 @@ def openapi_document(server_url: str = "/admin") -> dict[str, Any]:
     """
     document = copy.deepcopy(_DOCUMENT)
     document["servers"] = [{"url": server_url or "/admin"}]
+    # data.provider comes from the provider registry, read now: providers registered after
+    # import are listed too.
+    for name in ("Event", "EventWithDeliveries"):
+        data = document["components"]["schemas"][name]["properties"]["data"]
+        data["properties"]["provider"] = _provider()
     return document

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from payhook.dispatch._classify import Outcome
+from payhook._types import DeliveryStatus
 from payhook.dispatch._policy import RetryPolicy
+from payhook.dispatch.sinks._base import Outcome
 from payhook.events import to_rfc3339
 from payhook.storage._outbox import ClaimedDelivery, Completion
 
@@ -21,12 +22,12 @@ def build_completion(
     """The :class:`Completion` for ``outcome`` (logged without secrets or bodies).
 
     A failure is retried after ``policy``'s next wait (or the subscriber's longer
-    ``Retry-After``); past the schedule the delivery is ``dead``. A 410 also disables the
-    subscription, with the reason and time recorded.
+    ``Retry-After``); past the schedule the delivery is ``dead``. An outcome asking to be
+    disabled (HTTP 410) also disables the subscription, with the reason and time recorded.
     """
     disable_reason = None
     if outcome.ok:
-        status, next_at = "succeeded", now
+        status, next_at = DeliveryStatus.SUCCEEDED, now
     else:
         extra = {
             "delivery_id": row.id,
@@ -36,7 +37,7 @@ def build_completion(
         }
         delay = policy.next_delay_s(row.attempt, retry_after_s=outcome.retry_after_s)
         if delay is None:
-            status, next_at = "dead", now
+            status, next_at = DeliveryStatus.DEAD, now
             logger.warning(
                 "delivery is dead after %d attempts (%s)",
                 row.attempt,
@@ -44,17 +45,18 @@ def build_completion(
                 extra={"action": "delivery_dead", **extra},
             )
         else:
-            status, next_at = "failed", now + timedelta(seconds=delay)
+            status, next_at = DeliveryStatus.FAILED, now + timedelta(seconds=delay)
             logger.info(
                 "delivery attempt failed (%s); next attempt in %.1f s",
                 outcome.error,
                 delay,
                 extra={"action": "delivery_failed", "error_class": outcome.error_class, **extra},
             )
-        if outcome.gone:
-            disable_reason = f"HTTP 410 Gone at {to_rfc3339(now)}"
+        if outcome.disable_reason:
+            disable_reason = f"{outcome.disable_reason} at {to_rfc3339(now)}"
             logger.warning(
-                "subscriber answered 410 Gone: disabling the subscription",
+                "the subscriber asked to be disabled (%s): disabling the subscription",
+                outcome.disable_reason,
                 extra={"action": "subscription_disabled", **extra},
             )
     return Completion(
@@ -66,7 +68,7 @@ def build_completion(
         attempted_at=now - timedelta(milliseconds=outcome.latency_ms),
         status_code=outcome.status_code,
         latency_ms=outcome.latency_ms,
-        error_class=str(outcome.error_class) if outcome.error_class else None,
+        error_class=outcome.error_class,
         error=outcome.error,
         response_body=outcome.response_body,
         disable_reason=disable_reason,

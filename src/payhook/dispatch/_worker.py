@@ -12,19 +12,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook._clock import Clock, SystemClock
-from payhook.dispatch._attempt import Handler, call_handler, post
-from payhook.dispatch._classify import Outcome
+from payhook._types import DeliveryStatus
 from payhook.dispatch._completer import Completer, Health
-from payhook.dispatch._keys import SecretKeys
 from payhook.dispatch._lanes import Lanes
 from payhook.dispatch._policy import RetryPolicy
-from payhook.dispatch._request import USER_AGENT
 from payhook.dispatch._results import build_completion
 from payhook.dispatch._wakeup import PgListener, asyncpg_dsn
+from payhook.dispatch.sinks import SINKS, Handler, Sink, SinkContext, SinkFactory
 from payhook.errors import ConfigurationError
 from payhook.storage._outbox import ClaimedDelivery, Completion, claim_due, next_due_at, release
 from payhook.storage._signal import OutboxSignal
@@ -42,9 +39,10 @@ MAX_LEASE_MARGIN_S = 30.0
 class Dispatcher:
     """Delivers the outbox: every due delivery, signed, at least once.
 
-    A loop claims due deliveries in short transactions, sends each on one shared aiohttp
-    session (or calls the in-process handler), and hands the results to a batching
-    completer. At most ``concurrency`` deliveries are in flight, at most
+    A loop claims due deliveries in short transactions, sends each through the sink for
+    its subscription's kind (:data:`~payhook.dispatch.sinks.SINKS`: a signed POST on one
+    shared aiohttp session, an in-process handler call, …), and hands the results to a
+    batching completer. At most ``concurrency`` deliveries are in flight, at most
     ``per_subscription_concurrency`` per subscription (claims skip a subscription whose
     share is taken, so a hanging subscriber never holds up the others), and the next
     batch is claimed while the current one is sent. A claim is a lease of
@@ -60,8 +58,11 @@ class Dispatcher:
     Args:
         engine: the database (SQLite or PostgreSQL).
         policy: when failed deliveries are retried and when they are dead.
-        handlers: in-process subscribers by subscription name (``kind = "handler"``);
-            this worker only claims handler deliveries it has a handler for.
+        handlers: in-process subscribers by subscription name (``@hook.on``); this
+            worker only claims handler deliveries it has a handler for.
+        sinks: the sink factory for each subscription kind (default
+            :data:`~payhook.dispatch.sinks.SINKS`); deliveries of kinds without a sink
+            are left for a worker that has one.
         worker_id: a name for logs (default: host, pid and a random suffix).
         lease_margin_s: lease beyond the request timeout, at most 30 s (contract §6).
         claim_batch: the most rows one claim takes.
@@ -85,6 +86,7 @@ class Dispatcher:
         lease_margin_s: float = MAX_LEASE_MARGIN_S,
         claim_batch: int = 128,
         metrics: Metrics | None = None,
+        sinks: Mapping[str, SinkFactory] | None = None,
     ) -> None:
         if not (math.isfinite(request_timeout_s) and request_timeout_s > 0):
             raise ConfigurationError("request_timeout must be greater than 0")
@@ -98,17 +100,21 @@ class Dispatcher:
         self._policy = policy
         self._clock: Clock = clock or SystemClock()
         self._timeout_s = request_timeout_s
-        self._concurrency = concurrency
-        self._per_sub = per_subscription_concurrency
         self._poll_s = poll_interval_s
-        self._handlers = dict(handlers or {})
         self._signal = signal
         self._listen = listen and engine.dialect.name == "postgresql"
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._lease_s = request_timeout_s + lease_margin_s
-        self._client_timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._claim_batch = claim_batch
-        self._keys = SecretKeys()
+        context = SinkContext(
+            clock=self._clock,
+            request_timeout_s=request_timeout_s,
+            concurrency=concurrency,
+            handlers=dict(handlers or {}),
+        )
+        self._sinks: dict[str, Sink] = {
+            kind: factory(context) for kind, factory in (SINKS if sinks is None else sinks).items()
+        }
         self._health = Health()
         self._lanes = Lanes(
             concurrency=concurrency,
@@ -122,7 +128,6 @@ class Dispatcher:
         self._stop_grace_s: float | None = None
         self._active = False
         self._finished = asyncio.Event()
-        self._session: aiohttp.ClientSession | None = None
         self._completer: Completer | None = None
         self._attempted = 0
         self._pending_results = False
@@ -271,7 +276,7 @@ class Dispatcher:
             lease_s=self._lease_s,
             per_subscription_cap=self._lanes.max_outstanding_per_sub,
             remaining=self._lanes.remaining(),
-            handlers=self._handlers.keys(),
+            serves={kind: sink.names for kind, sink in self._sinks.items()},
         )
         self._health.ok()
         if rows:
@@ -338,7 +343,7 @@ class Dispatcher:
 
     async def _deliver(self, row: ClaimedDelivery) -> None:
         try:
-            outcome = await self._attempt(row)
+            outcome = await self._sinks[row.kind].send(row)
             self._attempted += 1
             completion = build_completion(row, outcome, self._policy, now=self._clock.now())
             if self._metrics is not None:
@@ -346,7 +351,7 @@ class Dispatcher:
                 self._metrics.delivery_latency.labels(row.subscription_name).observe(
                     outcome.latency_ms / 1000
                 )
-            if completion.status == "failed":
+            if completion.status is DeliveryStatus.FAILED:
                 self._pending_results = True
             if completion.disable_reason:
                 # Stop sending to this subscriber before the disable is committed.
@@ -366,25 +371,9 @@ class Dispatcher:
                 self._wake.set()
             self._pump()
 
-    async def _attempt(self, row: ClaimedDelivery) -> Outcome:
-        if row.kind == "handler":
-            handler = self._handlers.get(row.subscription_name)
-            if handler is None:  # pragma: no cover - the claim only takes known handlers
-                raise RuntimeError("no handler for this subscription")
-            return await call_handler(handler, row, timeout_s=self._timeout_s, clock=self._clock)
-        assert self._session is not None
-        keys = self._keys.active(row.secrets_json, self._clock.now())
-        return await post(
-            self._session,
-            row,
-            keys=keys,
-            timeout=self._client_timeout,
-            clock=self._clock,
-        )
-
     def _on_written(self, batch: Sequence[Completion], updated: set[str]) -> None:
         self._lanes.blocked.difference_update(c.subscription_id for c in batch if c.disable_reason)
-        if any(c.status == "failed" for c in batch):
+        if any(c.status is DeliveryStatus.FAILED for c in batch):
             self._wake.set()  # a retry may be due sooner than the loop planned to wake
         fenced = [c.delivery_id for c in batch if c.delivery_id not in updated]
         if fenced:
@@ -403,14 +392,8 @@ class Dispatcher:
             self._completer = Completer(
                 self._engine, self._clock, self._health, on_written=self._on_written
             )
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=0),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"user-agent": USER_AGENT},
-                trust_env=False,
-                auto_decompress=False,
-            )
+        for sink in self._sinks.values():
+            await sink.open()
 
     async def _shutdown(self, grace_s: float | None) -> None:
         """Let in-flight attempts finish for ``grace_s``, release the rest, write results."""
@@ -453,6 +436,10 @@ class Dispatcher:
         logger.info("released %d claims", count, extra={"action": "claims_released"})
 
     async def _close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for kind, sink in self._sinks.items():
+            try:
+                await sink.close()
+            except Exception:  # close every sink whatever one of them does
+                logger.exception(
+                    "could not close the %s sink", kind, extra={"action": "sink_close_failed"}
+                )

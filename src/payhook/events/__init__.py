@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from payhook.events._filters import filter_matches, validate_filter
+from payhook.events._handler import Handler
 from payhook.events._ids import new_id
 from payhook.events._model import Event, EventData, EventDraft, render_event
 from payhook.events._money import format_amount, parse_amount, parse_fen
@@ -15,6 +16,7 @@ __all__ = [
     "EventData",
     "EventDraft",
     "EventType",
+    "Handler",
     "filter_matches",
     "format_amount",
     "new_id",

@@ -1,29 +1,39 @@
-"""What every provider adapter is: raw bytes and headers in, canonical event drafts out.
+"""What every provider is: raw bytes and headers in, canonical event drafts out, and the
+:class:`ProviderSpec` that declares one provider to payhook.
 
-Providers never see a Starlette request, a database or the network (except the WeChat Pay
-certificate downloader, which lives beside them and is handed in as a key source). They are
-unit-testable with plain bytes.
+Providers never see a Starlette request or a database (stores are handed in through
+:class:`ProviderContext`), and only background tasks such as the WeChat Pay certificate
+downloader reach the network. Adapters are unit-testable with plain bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
+from payhook._clock import Clock
+from payhook._stores import CertificateStore
 from payhook.events import EventDraft
+from payhook.providers._settings import ChannelSettings
 
 __all__ = [
+    "BackgroundTask",
+    "ChannelRuntime",
     "Outcome",
     "ParsedNotification",
     "Provider",
+    "ProviderContext",
+    "ProviderSpec",
     "RawNotification",
     "Reply",
     "SimulatedCallback",
     "Simulator",
 ]
+
+SettingsT = TypeVar("SettingsT", bound=ChannelSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,7 +91,7 @@ class Provider(Protocol):
     input bytes and headers are.
     """
 
-    kind: str  # "alipay" | "wechatpay_v3" | "wechatpay_v2"
+    kind: str  # the ProviderSpec.kind, e.g. "alipay"
     channel: str
 
     def verify(self, raw: RawNotification) -> ParsedNotification:
@@ -113,5 +123,69 @@ class Simulator(Protocol):
         refund_amount: int | None,
         now: datetime,
     ) -> SimulatedCallback:
-        """Build a callback for ``event`` (``paid`` | ``closed`` | ``refund``); amounts in fen."""
+        """Build a callback for ``event`` (one of the spec's ``simulated_events``, usually
+        ``paid`` | ``closed`` | ``refund``); amounts in fen.
+
+        Raises:
+            ValueError: the event cannot be simulated for this provider, or bad amounts.
+        """
         ...
+
+
+class BackgroundTask(Protocol):
+    """Work a channel needs beside the receiver, e.g. refreshing WeChat Pay certificates."""
+
+    async def prepare(self) -> None:
+        """Awaited once at start, before callbacks are served; logs its problems, never raises."""
+        ...
+
+    async def run(self) -> None:
+        """Runs until cancelled; logs and survives its own failures."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderContext:
+    """What the wiring hands a provider factory.
+
+    ``certificates`` is where certificates downloaded at run time are kept; None when the
+    channel is only being checked (``payhook check-config``), so nothing is persisted.
+    """
+
+    clock: Clock
+    certificates: CertificateStore | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelRuntime:
+    """A channel ready to serve: its adapter and the background tasks it needs."""
+
+    provider: Provider
+    tasks: tuple[BackgroundTask, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderSpec(Generic[SettingsT]):
+    """Everything payhook needs to know about one provider; the registry lists these.
+
+    Attributes:
+        kind: the ``provider`` value in the configuration, e.g. ``"alipay"``.
+        event_provider: the ``data.provider`` of its events, e.g. ``"wechatpay"`` for both
+            WeChat Pay versions.
+        settings: the channel settings model (``provider: Literal[kind]``).
+        build: the adapter and background tasks of one channel. Raises ConfigurationError
+            naming the key at fault when key material does not parse.
+        simulator: the callback builder of ``payhook simulate``. Raises ConfigurationError
+            when the channel has no test key to sign with.
+        check: extra checks of ``payhook check-config`` beyond ``build`` (e.g. parse the
+            simulator key when one is set).
+        simulated_events: the ``payhook simulate --event`` values its simulator builds.
+    """
+
+    kind: str
+    event_provider: str
+    settings: type[SettingsT]
+    build: Callable[[SettingsT, ProviderContext], ChannelRuntime]
+    simulator: Callable[[SettingsT], Simulator]
+    check: Callable[[SettingsT], None] | None = None
+    simulated_events: tuple[str, ...] = ("paid", "closed", "refund")

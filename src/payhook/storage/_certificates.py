@@ -1,38 +1,29 @@
 """WeChat Pay platform certificates kept across restarts (table ``payhook_platform_certificates``).
 
 The certificate downloader saves what it fetched, and loads it again at start, so a restart
-does not depend on WeChat Pay's API being reachable.
+does not depend on WeChat Pay's API being reachable. :class:`PlatformCertificateTable` is the
+:class:`payhook._stores.CertificateStore` the wiring hands to the downloader.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from payhook._stores import StoredCertificate
 from payhook.errors import StorageError, StorageUnavailableError
 from payhook.storage._tables import platform_certificates
 
-__all__ = ["StoredCertificate", "load_platform_certificates", "save_platform_certificates"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredCertificate:
-    """One platform certificate of one channel, as stored.
-
-    ``serial_no`` is upper-case hex without leading zeros; ``pem`` the certificate in PEM.
-    """
-
-    serial_no: str
-    pem: str
-    effective_time: datetime | None
-    expire_time: datetime | None
-    fetched_at: datetime
+__all__ = [
+    "PlatformCertificateTable",
+    "StoredCertificate",
+    "load_platform_certificates",
+    "save_platform_certificates",
+]
 
 
 def _storage_error(exc: Exception) -> StorageError:
@@ -101,3 +92,25 @@ async def save_platform_certificates(
                 )
     except (SQLAlchemyError, OSError) as exc:
         raise _storage_error(exc) from exc
+
+
+class PlatformCertificateTable:
+    """``payhook_platform_certificates`` as a :class:`payhook._stores.CertificateStore`."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"PlatformCertificateTable({self._engine.dialect.name})"
+
+    async def load_certificates(self, channel: str) -> list[StoredCertificate]:
+        """Every stored platform certificate of ``channel``, by serial."""
+        return await load_platform_certificates(self._engine, channel)
+
+    async def save_certificates(
+        self, channel: str, certificates: Sequence[StoredCertificate]
+    ) -> None:
+        """Insert or update ``certificates`` of ``channel`` (keyed by serial)."""
+        await save_platform_certificates(self._engine, channel, certificates)

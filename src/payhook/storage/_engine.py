@@ -17,6 +17,7 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
 )
+_CONNECT_TIMEOUT_S = 5.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -40,6 +41,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
     kwargs.setdefault("hide_parameters", True)  # secrets never reach error messages
+    # The one pool of the process: the intake, the dispatcher and the admin API share it.
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
+    # A server that does not answer a connection attempt within 5 s is down: the callback
+    # gets the provider's "try again" answer in time (asyncpg would wait 60 s).
+    kwargs["connect_args"] = {"timeout": _CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
     return create_async_engine(url, **kwargs)

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from payhook._types import DeliveryStatus, SubscriptionKind
 from payhook.storage._outbox_sql import (
     PG_CLAIM,
     PG_CLAIM_ARGS,
@@ -45,6 +46,8 @@ __all__ = [
     "release",
 ]
 
+_EVERY_KIND: Mapping[str, Collection[str] | None] = {kind: None for kind in SubscriptionKind}
+
 _TS_PARAMS = (
     bindparam("now", type_=UTCDateTime()),
     bindparam("lease_until", type_=UTCDateTime()),
@@ -59,7 +62,7 @@ class ClaimedDelivery:
     event_id: str
     subscription_id: str
     subscription_name: str
-    kind: str  # http | handler
+    kind: str  # a SubscriptionKind value: which sink sends it
     url: str | None
     secrets_json: str = field(repr=False)
     body: bytes = field(repr=False)
@@ -74,18 +77,19 @@ class Completion:
     """The result of one attempt, written back by :func:`complete`.
 
     ``status`` is ``succeeded``, ``failed`` (due again at ``next_attempt_at``) or ``dead``.
-    ``disable_reason`` is set when the subscriber answered 410: the subscription is disabled.
+    ``disable_reason`` is set when the subscriber asked to be disabled (HTTP 410): the
+    subscription is disabled.
     """
 
     delivery_id: str
     claim_token: str = field(repr=False)
     subscription_id: str
-    status: str
+    status: DeliveryStatus
     next_attempt_at: datetime
     attempted_at: datetime
     status_code: int | None = None
     latency_ms: int | None = None
-    error_class: str | None = None
+    error_class: str | None = None  # the dispatcher's ErrorClass
     error: str | None = None
     response_body: str | None = field(default=None, repr=False)
     disable_reason: str | None = None
@@ -99,7 +103,7 @@ async def claim_due(
     lease_s: float,
     per_subscription_cap: int,
     remaining: Mapping[str, int] | None = None,
-    handlers: Collection[str] = (),
+    serves: Mapping[str, Collection[str] | None] | None = None,
 ) -> list[ClaimedDelivery]:
     """Claim up to ``limit`` due deliveries, oldest due first.
 
@@ -110,13 +114,17 @@ async def claim_due(
         per_subscription_cap: at most this many rows per subscription in one claim.
         remaining: per subscription id, how many more rows this worker may take now
             (its cap minus what it has in flight); subscriptions at 0 are skipped.
-        handlers: names of the in-process handler subscriptions this worker can run;
-            other handler deliveries are left for the process that has them.
+        serves: the subscriptions this worker can send to: by kind, ``None`` for every
+            subscription of that kind, or the names of those it can serve (a process-local
+            sink such as in-process handlers); deliveries of other kinds and names are left
+            for a worker that can send them. Default: every kind payhook knows, every name.
 
     Raises:
         StorageUnavailableError: the database is unavailable.
     """
     remaining = remaining or {}
+    if serves is None:
+        serves = _EVERY_KIND
     full = [sid for sid, n in remaining.items() if n <= 0]
     caps = {sid: n for sid, n in remaining.items() if n > 0}
     token = uuid.uuid4().hex
@@ -127,7 +135,10 @@ async def claim_due(
         "token": token,
         "limit": limit,
         "cap": per_subscription_cap,
-        "handlers": json.dumps(sorted(handlers)),
+        "kinds": json.dumps(sorted(kind for kind, names in serves.items() if names is None)),
+        "named": json.dumps(
+            {kind: sorted(names) for kind, names in serves.items() if names is not None}
+        ),
         "full": json.dumps(full),
         "caps": json.dumps(caps),
     }
@@ -264,7 +275,9 @@ async def next_due_at(engine: AsyncEngine) -> datetime | None:
     )
     async with read_tx(engine) as conn:
         value = await conn.scalar(
-            select(func.min(later)).where(deliveries.c.status.in_(("pending", "failed")))
+            select(func.min(later)).where(
+                deliveries.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.FAILED))
+            )
         )
     if value is None:
         return None

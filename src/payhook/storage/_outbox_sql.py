@@ -1,15 +1,20 @@
 """The outbox's SQL, per dialect. Each PostgreSQL verb is one statement (one round trip,
 its own transaction); SQLite's run inside ``BEGIN IMMEDIATE`` through SQLAlchemy.
 
-The claim filters subscriptions with ``NOT IN`` (disabled ones, handlers this worker does
-not have, subscriptions at their in-flight cap) rather than a join, so the planner walks
+The claim filters subscriptions with ``NOT IN`` (disabled ones, those this worker cannot
+serve, those at their in-flight cap) rather than a join, so the planner walks
 ``ix_payhook_deliveries_due`` in order and stops after ``LIMIT`` rows whatever the backlog.
+A worker serves a subscription when it has a sink for its kind that takes every name
+(``:kinds``) or that lists the subscription's name (``:named``, ``{kind: [names]}``: a
+process-local sink such as in-process handlers).
 """
 
 from __future__ import annotations
 
 import re
 from typing import LiteralString
+
+from payhook._types import DeliveryStatus
 
 __all__ = [
     "PG_CLAIM",
@@ -24,8 +29,8 @@ __all__ = [
 
 # Due, and not held by a live claim (a lease that ran out frees the row by itself).
 _DUE = (
-    "d.status IN ('pending', 'failed') AND d.next_attempt_at <= :now "
-    "AND (d.lease_until IS NULL OR d.lease_until <= :now)"
+    f"d.status IN ('{DeliveryStatus.PENDING}', '{DeliveryStatus.FAILED}') "
+    "AND d.next_attempt_at <= :now AND (d.lease_until IS NULL OR d.lease_until <= :now)"
 )
 
 
@@ -36,7 +41,7 @@ def _numbered(sql: str, names: tuple[str, ...]) -> str:
     return sql
 
 
-PG_CLAIM_ARGS = ("now", "lease_until", "token", "limit", "cap", "handlers", "full", "caps")
+PG_CLAIM_ARGS = ("now", "lease_until", "token", "limit", "cap", "kinds", "named", "full", "caps")
 
 PG_CLAIM = _numbered(
     f"""
@@ -46,8 +51,11 @@ WITH cand AS (
     WHERE {_DUE}
       AND d.subscription_id NOT IN (
           SELECT s.id FROM payhook_subscriptions AS s
-          WHERE NOT s.enabled OR (s.kind = 'handler' AND s.name NOT IN
-                (SELECT value FROM json_array_elements_text(CAST(:handlers AS json))))
+          WHERE NOT s.enabled OR NOT (
+                s.kind IN (SELECT value FROM json_array_elements_text(CAST(:kinds AS json)))
+                OR (s.kind, s.name) IN (
+                    SELECT k.key, n.value FROM json_each(CAST(:named AS json)) AS k,
+                           json_array_elements_text(k.value) AS n))
           UNION ALL
           SELECT value FROM json_array_elements_text(CAST(:full AS json)))
     ORDER BY d.next_attempt_at
@@ -122,8 +130,11 @@ WHERE id IN (
             WHERE {_DUE}
               AND d.subscription_id NOT IN (
                   SELECT s.id FROM payhook_subscriptions AS s
-                  WHERE NOT s.enabled OR (s.kind = 'handler'
-                        AND s.name NOT IN (SELECT value FROM json_each(:handlers)))
+                  WHERE NOT s.enabled OR NOT (
+                        s.kind IN (SELECT value FROM json_each(:kinds))
+                        OR (s.kind, s.name) IN (
+                            SELECT k.key, n.value
+                            FROM json_each(:named) AS k, json_each(k.value) AS n))
                   UNION ALL
                   SELECT value FROM json_each(:full))
             ORDER BY d.next_attempt_at

@@ -1,4 +1,4 @@
-"""The Store: owns the engine (and on SQLite the writer thread) and the intake transaction."""
+"""The Store: owns the engine (one pool for everything) and picks the intake driver."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from payhook._clock import Clock, SystemClock
 from payhook.errors import StorageUnavailableError
 from payhook.storage._engine import create_engine, is_sqlite
-from payhook.storage._intake import (
+from payhook.storage._migrate import upgrade
+from payhook.storage._signal import OutboxSignal
+from payhook.storage.intake import (
+    Intake,
     IntakeRecord,
     IntakeResult,
     PostgresIntake,
-    SqliteWriter,
-    sqlite_record,
+    SqliteIntake,
 )
-from payhook.storage._migrate import upgrade
-from payhook.storage._signal import OutboxSignal
 
 __all__ = ["Store"]
 
@@ -53,8 +53,7 @@ class Store:
         self.signal = signal or OutboxSignal()
         self.is_sqlite = is_sqlite(database_url)
         self._engine: AsyncEngine | None = None
-        self._writer: SqliteWriter | None = None
-        self._pg: PostgresIntake | None = None
+        self._intake: Intake | None = None
         self._audits: set[asyncio.Task[None]] = set()
 
     # Refused callbacks are audited in the background; under a flood the excess is dropped
@@ -81,28 +80,25 @@ class Store:
         await upgrade(self.engine)
 
     async def start(self) -> None:
-        """Open what the intake path needs."""
+        """Open what the intake path needs: on SQLite the writer thread; on PostgreSQL
+        nothing of its own (the intake takes its connections from the engine's pool)."""
+        if self._intake is not None:
+            return
         if self.is_sqlite:
-            if self._writer is None:
-                database = make_url(self.database_url).database
-                if not database or database == ":memory:":
-                    raise StorageUnavailableError("SQLite needs a file, not :memory:")
-                self._writer = SqliteWriter(database, busy_timeout_s=self._sqlite_busy_timeout_s)
-                self._writer.start()
-        elif self._pg is None:
-            url = make_url(self.database_url).set(drivername="postgresql")
-            self._pg = PostgresIntake(url.render_as_string(hide_password=False))
+            database = make_url(self.database_url).database
+            if not database or database == ":memory:":
+                raise StorageUnavailableError("SQLite needs a file, not :memory:")
+            self._intake = SqliteIntake(database, busy_timeout_s=self._sqlite_busy_timeout_s)
+        else:
+            self._intake = PostgresIntake(self.engine)
 
     async def close(self) -> None:
-        """Close the writer thread and the engine."""
+        """Close the intake (the SQLite writer thread) and the engine."""
         if self._audits:
             await asyncio.gather(*self._audits, return_exceptions=True)
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._pg is not None:
-            await self._pg.close()
-            self._pg = None
+        if self._intake is not None:
+            intake, self._intake = self._intake, None
+            await intake.close()
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -114,13 +110,10 @@ class Store:
             StorageUnavailableError: the database cannot take the write.
         """
         now = self.clock.now()
-        if self._writer is None and self._pg is None:
+        if self._intake is None:
             await self.start()
-        if self._writer is not None:
-            result = await self._writer.run(sqlite_record(record, now))
-        else:
-            assert self._pg is not None
-            result = await self._pg.record(record, now)
+            assert self._intake is not None
+        result = await self._intake.record(record, now)
         if result.deliveries:
             self.signal.notify()
         return result
@@ -146,8 +139,8 @@ class Store:
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-            if self._writer is not None:
-                await self._writer.run(lambda _conn: None)
+            if self._intake is not None:
+                await self._intake.ping()
         except (SQLAlchemyError, OSError, StorageUnavailableError) as exc:
             logger.warning("database not ready: %s", exc.__class__.__name__)
             return False

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
+from payhook._types import SubscriptionKind, SubscriptionSource
 from payhook.errors import InvalidSubscriptionError
 from payhook.events import parse_rfc3339, to_rfc3339
 
@@ -63,13 +64,13 @@ class Subscription:
 
     id: str
     name: str
-    kind: str  # http | handler
+    kind: SubscriptionKind
     url: str | None
     events: tuple[str, ...]
     secrets: tuple[SubscriptionSecret, ...] = field(repr=False)
     enabled: bool
     disabled_reason: str | None
-    source: str  # config | api | code
+    source: SubscriptionSource
     created_at: datetime
     updated_at: datetime
 
@@ -144,13 +145,13 @@ def from_row(row: Row[Any]) -> Subscription:
     return Subscription(
         id=row.id,
         name=row.name,
-        kind=row.kind,
+        kind=SubscriptionKind(row.kind),
         url=row.url,
         events=tuple(json.loads(row.events)),
         secrets=_load_secrets(row.secrets),
         enabled=bool(row.enabled),
         disabled_reason=row.disabled_reason,
-        source=row.source,
+        source=SubscriptionSource(row.source),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

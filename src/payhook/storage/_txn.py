@@ -85,7 +85,8 @@ async def pg_driver(engine: AsyncEngine) -> AsyncIterator[Any]:
     straight on asyncpg: SQLAlchemy's execution layer costs more CPU than the statement.
     The pool is entered through ``raw_connection()``, without a SQLAlchemy Connection
     around it (measured here: ~28 instead of ~60 µs of CPU per checkout and return).
-    A connection that failed is invalidated so the pool does not hand it out again.
+    A connection that failed, or that is still inside a transaction (the pool's reset knows
+    only SQLAlchemy's own transactions), is invalidated so the pool does not hand it out again.
 
     Raises:
         StorageUnavailableError: the database cannot be reached.
@@ -97,13 +98,17 @@ async def pg_driver(engine: AsyncEngine) -> AsyncIterator[Any]:
             # The pool raises the driver's own error here, not SQLAlchemy's DBAPIError
             # that engine.connect() would: a connection that cannot be had is an outage.
             raise StorageUnavailableError("the database is unavailable") from exc
+        driver = raw.driver_connection
+        assert driver is not None  # a checked-out connection has one
+        failed = False
         try:
-            yield raw.driver_connection
+            yield driver
         except BaseException as exc:
-            if _unavailable(exc):
-                await greenlet_spawn(raw.invalidate)
+            failed = _unavailable(exc)
             raise
         finally:
+            if failed or driver.is_in_transaction():
+                await greenlet_spawn(raw.invalidate)
             # Back to the pool; its reset may talk to the driver, so inside a greenlet.
             await greenlet_spawn(raw.close)
     except BaseException as exc:

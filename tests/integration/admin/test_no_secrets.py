@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from payhook._hook import PayHook
-from payhook._wiring import build_simulator
 from payhook.config import load_settings
 from payhook.dispatch import Dispatcher, RetryPolicy
+from payhook.providers import build_simulator
 from tests._server import ServerThread
 from tests._subscriber import Subscriber
 from tests.integration.admin._helpers import ORDERS_SECRET

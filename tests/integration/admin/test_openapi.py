@@ -24,9 +24,9 @@ from schemathesis.checks import (
 from starlette.routing import Route
 
 from payhook._hook import PayHook
-from payhook._wiring import build_simulator
 from payhook.asgi._admin import create_admin_app
-from payhook.config import AlipayChannel
+from payhook.providers import build_simulator
+from payhook.providers.alipay import AlipayChannel
 from tests._server import ServerThread
 from tests.integration.admin._helpers import TOKEN, make_hook
 

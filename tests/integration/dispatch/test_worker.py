@@ -30,6 +30,10 @@ from tests.integration.dispatch._subscriber import Behaviour, Subscriber
 pytestmark = pytest.mark.anyio
 
 POLICY = RetryPolicy(schedule_s=(1.0, 4.0))
+# Poll interval for the wake-up tests: only a wake-up can send anything within the test.
+IDLE_POLL_S = 3600.0
+# How long a woken dispatcher may take on a loaded machine: far below IDLE_POLL_S.
+WAKE_TIMEOUT_S = 60.0
 
 
 @asynccontextmanager
@@ -64,12 +68,10 @@ async def test_hanging_subscriber_does_not_delay_a_healthy_one(
         poll_interval_s=5.0,
         listen=False,
     )
-    started = time.monotonic()
     async with running(dispatcher):
-        await subscriber.wait_for(30, path="ok", timeout=10)
-        elapsed = time.monotonic() - started
+        # Served well within the 30 s the hanging requests are held (their request timeout).
+        await subscriber.wait_for(30, path="ok", timeout=20)
         assert len(subscriber.on("hang")) == 2  # its cap, and no more
-    assert elapsed < 5.0
     rows = await delivery_rows(engine)
     assert sum(1 for r in rows.values() if r.status == "succeeded") == 30
     # The graceful stop released the two hanging claims without counting an attempt.
@@ -85,15 +87,14 @@ async def test_in_process_signal_wakes_the_dispatcher(
     sub = await add_subscription(engine, name="orders", url=subscriber.url("orders"), now=now)
     signal = OutboxSignal()
     dispatcher = Dispatcher(
-        engine=engine, policy=POLICY, poll_interval_s=30.0, signal=signal, listen=False
+        engine=engine, policy=POLICY, poll_interval_s=IDLE_POLL_S, signal=signal, listen=False
     )
     async with running(dispatcher):
         await asyncio.sleep(0.3)  # the dispatcher is idle and waiting
         await seed_events(engine, 1, subscription_ids=[sub], now=SystemClock().now())
-        started = time.monotonic()
         signal.notify()
-        await subscriber.wait_for(1, timeout=5)
-        assert time.monotonic() - started < 1.0
+        # Sent long before the hour-long poll interval: the notify woke the dispatcher.
+        await subscriber.wait_for(1, timeout=WAKE_TIMEOUT_S)
 
 
 @pytest.mark.postgres
@@ -105,17 +106,17 @@ async def test_postgres_notify_wakes_the_dispatcher(
     try:
         now = SystemClock().now()
         sub = await add_subscription(engine, name="orders", url=subscriber.url("orders"), now=now)
-        dispatcher = Dispatcher(engine=engine, policy=POLICY, poll_interval_s=30.0, listen=True)
+        dispatcher = Dispatcher(
+            engine=engine, policy=POLICY, poll_interval_s=IDLE_POLL_S, listen=True
+        )
         async with running(dispatcher):
             await asyncio.sleep(0.2)
             assert dispatcher.listener is not None
-            await asyncio.wait_for(dispatcher.listener.connected.wait(), 5)
+            await asyncio.wait_for(dispatcher.listener.connected.wait(), 30)
             await seed_events(engine, 1, subscription_ids=[sub], now=SystemClock().now())
-            started = time.monotonic()
             async with engine.begin() as conn:
                 await conn.execute(text("SELECT pg_notify('payhook_outbox', '')"))
-            await subscriber.wait_for(1, timeout=5)
-            assert time.monotonic() - started < 1.0
+            await subscriber.wait_for(1, timeout=WAKE_TIMEOUT_S)  # woken, not polled
             # Losing the LISTEN connection is survived: it reconnects by itself.
             async with engine.begin() as conn:
                 await conn.execute(
@@ -125,16 +126,14 @@ async def test_postgres_notify_wakes_the_dispatcher(
                         "AND datname = current_database()"
                     )
                 )
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(30):
                 while dispatcher.listener.connected.is_set():
                     await asyncio.sleep(0.01)
-            await asyncio.wait_for(dispatcher.listener.connected.wait(), 10)
+            await asyncio.wait_for(dispatcher.listener.connected.wait(), 30)
             await seed_events(engine, 1, subscription_ids=[sub], now=SystemClock().now())
-            started = time.monotonic()
             async with engine.begin() as conn:
                 await conn.execute(text("SELECT pg_notify('payhook_outbox', '')"))
-            await subscriber.wait_for(2, timeout=5)
-            assert time.monotonic() - started < 1.0
+            await subscriber.wait_for(2, timeout=WAKE_TIMEOUT_S)  # woken, not polled
     finally:
         await engine.dispose()
 
@@ -284,11 +283,12 @@ async def test_stop_releases_claims_of_unfinished_deliveries(
     seeded = await seed_events(engine, 2, subscription_ids=[sub], now=now)
     dispatcher = Dispatcher(engine=engine, policy=POLICY, request_timeout_s=20.0, listen=False)
     task = asyncio.create_task(dispatcher.run())
-    await subscriber.wait_for(2, timeout=5)
+    await subscriber.wait_for(2, timeout=30)
     started = time.monotonic()
     await dispatcher.stop(grace_s=0.2)
-    await asyncio.wait_for(task, 5)
-    assert time.monotonic() - started < 3
+    await asyncio.wait_for(task, 15)
+    # Well before the hanging requests' 20 s timeout: the stop did not wait for them.
+    assert time.monotonic() - started < 10
     rows = await delivery_rows(engine)
     for delivery_id in seeded.delivery_ids:
         assert rows[delivery_id].claim_token is None

@@ -54,15 +54,25 @@ def refund(
     )
 
 
-def record(*drafts: EventDraft) -> IntakeRecord:
+def record(*drafts: EventDraft, notification_id: str = "n1") -> IntakeRecord:
     return IntakeRecord(
         channel="alipay",
         received_at=NOW,
         headers={"content-type": "application/x-www-form-urlencoded"},
         body=b"a=1",
-        notification_id="n1",
+        notification_id=notification_id,
         drafts=drafts,
     )
+
+
+async def verdicts(store: Store) -> dict[str, str]:
+    """Each audit row's verdict by its notification id."""
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(select(notifications.c.notification_id, notifications.c.verdict))
+        ).all()
+    assert len({r.notification_id for r in rows}) == len(rows)
+    return {r.notification_id: r.verdict for r in rows}
 
 
 async def add_subscription(
@@ -125,26 +135,30 @@ async def test_event_and_outbox_rows(store: Store) -> None:
 async def test_duplicate_is_one_event(store: Store) -> None:
     """The same fact twice is one event, one set of deliveries, and the second is a duplicate."""
     await add_subscription(store, "all", ["*"])
-    first = await store.record(record(paid()))
-    second = await store.record(record(paid()))
+    first = await store.record(record(paid(), notification_id="first"))
+    second = await store.record(record(paid(), notification_id="second"))
+    assert not first.is_duplicate
     assert second.is_duplicate
     assert second.event_ids == first.event_ids
     assert await count(store, events) == 1
     assert await count(store, deliveries) == 1
-    async with store.engine.connect() as conn:
-        verdicts = (await conn.execute(select(notifications.c.verdict))).scalars().all()
-    assert sorted(verdicts) == ["accepted", "duplicate"]
+    assert await verdicts(store) == {"first": "accepted", "second": "duplicate"}
 
 
 async def test_concurrent_copies(store: Store) -> None:
-    """20 concurrent copies of one notification make exactly one event and all succeed."""
+    """20 concurrent copies of one notification make exactly one event and all succeed; the
+    copy that stored it is audited ``accepted``, every other one ``duplicate``."""
     await add_subscription(store, "all", ["*"])
-    results = await asyncio.gather(*(store.record(record(paid())) for _ in range(20)))
+    results = await asyncio.gather(
+        *(store.record(record(paid(), notification_id=f"n{i}")) for i in range(20))
+    )
     assert len({r.event_ids for r in results}) == 1
     assert sum(len(r.new_event_ids) for r in results) == 1
     assert await count(store, events) == 1
     assert await count(store, deliveries) == 1
-    assert await count(store, notifications) == 20
+    assert await verdicts(store) == {
+        f"n{i}": "duplicate" if r.is_duplicate else "accepted" for i, r in enumerate(results)
+    }
 
 
 @pytest.mark.parametrize("scoped", [True, False], ids=["key-range", "scan"])
@@ -152,11 +166,15 @@ async def test_alipay_refund_share(store: Store, scoped: bool) -> None:
     """Refund amounts are the increase of Alipay's cumulative refund_fee over what was
     recorded for the same trade (found by key range, or by a scan for a draft without a
     scope); a trade whose number extends this one's is another trade."""
-    await store.record(record(refund(2500, "X1", trade="T10", scoped=scoped)))
-    first = await store.record(record(refund(1000, "R1", scoped=scoped)))
-    again = await store.record(record(refund(1000, "R1", scoped=scoped)))
-    second = await store.record(record(refund(3000, "R2", scoped=scoped)))
+    await store.record(record(refund(2500, "X1", trade="T10", scoped=scoped), notification_id="x"))
+    first = await store.record(record(refund(1000, "R1", scoped=scoped), notification_id="r1"))
+    again = await store.record(record(refund(1000, "R1", scoped=scoped), notification_id="r1b"))
+    second = await store.record(record(refund(3000, "R2", scoped=scoped), notification_id="r2"))
     assert again.is_duplicate
+    assert again.event_ids == first.event_ids
+    assert await verdicts(store) == {
+        "x": "accepted", "r1": "accepted", "r1b": "duplicate", "r2": "accepted"
+    }  # fmt: skip
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(events.c.id, events.c.body).order_by(events.c.id))).all()
     bodies = {r.id: json.loads(r.body)["data"] for r in rows}
@@ -171,8 +189,8 @@ def test_sqlite_refund_lookup_reads_the_key_index(tmp_path: Path) -> None:
     unique event_key index, not a scan of every event."""
     import sqlite3
 
-    from payhook.storage._intake import _SQLITE_PREV_REFUND, _key_range
     from payhook.storage._tables import metadata
+    from payhook.storage.intake._sqlite import SQLITE_PREV_REFUND, key_range
 
     db = tmp_path / "plan.db"
     from sqlalchemy import create_engine
@@ -186,8 +204,8 @@ def test_sqlite_refund_lookup_reads_the_key_index(tmp_path: Path) -> None:
         plan = " ".join(
             str(row[-1])
             for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + _SQLITE_PREV_REFUND,
-                (*_key_range("alipay:app:T1:refund:"), "alipay", "app", "T1", 1000),
+                "EXPLAIN QUERY PLAN " + SQLITE_PREV_REFUND,
+                (*key_range("alipay:app:T1:refund:"), "alipay", "app", "T1", 1000),
             )
         )
     assert "event_key>? AND event_key<?" in plan.replace("=", ""), plan
@@ -240,7 +258,7 @@ async def test_postgres_down_is_unavailable() -> None:
 
 async def test_group_commit_isolates_a_failing_job(sqlite_database_url: str) -> None:
     """In a group commit, one job that fails does not sink the others in its batch."""
-    from payhook.storage._intake import SqliteWriter
+    from payhook.storage.intake._writer import SqliteWriter
 
     db = sqlite_database_url.removeprefix("sqlite+aiosqlite:///")
     writer = SqliteWriter(db)
@@ -285,7 +303,7 @@ async def test_group_commit_waits_only_when_callbacks_arrive_together(
     sqlite_database_url: str,
 ) -> None:
     """The commit delay applies after a group of several jobs, never to a lone callback."""
-    from payhook.storage._intake import SqliteWriter
+    from payhook.storage.intake._writer import SqliteWriter
 
     db = sqlite_database_url.removeprefix("sqlite+aiosqlite:///")
     sleeps: list[float] = []
@@ -320,3 +338,24 @@ async def test_group_commit_waits_only_when_callbacks_arrive_together(
     finally:
         gate.set()
         writer.close()
+
+
+async def test_failing_step_stores_nothing_and_the_next_callback_works(store: Store) -> None:
+    """A step that fails (here a subscription whose filters are not JSON) rolls back the
+    whole callback, raises to the caller, and leaves the database ready for the next one."""
+    sub_id = await add_subscription(store, "broken", ["*"])
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            subscriptions.update().where(subscriptions.c.id == sub_id).values(events="{nope")
+        )
+    with pytest.raises(json.JSONDecodeError):
+        await store.record(record(paid(), notification_id="broken"))
+    assert await count(store, events) == 0
+    assert await count(store, notifications) == 0
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            subscriptions.update().where(subscriptions.c.id == sub_id).values(events='["*"]')
+        )
+    result = await store.record(record(paid(), notification_id="fixed"))
+    assert result.deliveries == 1
+    assert await verdicts(store) == {"fixed": "accepted"}

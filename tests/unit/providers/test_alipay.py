@@ -16,8 +16,8 @@ import pytest
 from payhook.errors import NotificationError, RefusedError, SignatureError
 from payhook.events import BEIJING, EventDraft, EventType
 from payhook.providers import Outcome, ParsedNotification, Provider, RawNotification, Simulator
-from payhook.providers._alipay_form import encode_form, parse_form, string_to_sign
 from payhook.providers.alipay import AlipayProvider, AlipaySimulator, sign_notification
+from payhook.providers.alipay._form import encode_form, parse_form, string_to_sign
 from payhook.signing import load_rsa_private_key, load_rsa_public_key, rsa_sign
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "alipay"

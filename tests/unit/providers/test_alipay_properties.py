@@ -12,8 +12,8 @@ from hypothesis import example, given, strategies as st
 from payhook.errors import RefusedError
 from payhook.events import EventType
 from payhook.providers import ParsedNotification, RawNotification
-from payhook.providers._alipay_form import codec_for, encode_form
 from payhook.providers.alipay import AlipayProvider, AlipaySimulator, sign_notification
+from payhook.providers.alipay._form import codec_for, encode_form
 from payhook.signing import load_rsa_private_key, load_rsa_public_key, rsa_sign
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "alipay"

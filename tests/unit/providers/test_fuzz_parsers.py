@@ -29,13 +29,13 @@ from payhook.errors import (
 )
 from payhook.events import parse_amount, parse_beijing, parse_fen, parse_rfc3339
 from payhook.providers import RawNotification
-from payhook.providers._alipay_form import codec_for, decode_fields, parse_form, string_to_sign
 from payhook.providers._safe_xml import render_flat_xml
-from payhook.providers._wechat_certs import CertificateDownloadError, _certificate_items
-from payhook.providers._wechat_v3_keys import normalise_serial
-from payhook.providers._wechat_v3_sign import decode_signature
 from payhook.providers.alipay import AlipayProvider
+from payhook.providers.alipay._form import codec_for, decode_fields, parse_form, string_to_sign
 from payhook.providers.wechatpay_v2 import WechatPayV2Provider, encrypt_req_info
+from payhook.providers.wechatpay_v3._certs import CertificateDownloadError, _certificate_items
+from payhook.providers.wechatpay_v3._keys import normalise_serial
+from payhook.providers.wechatpay_v3._sign import decode_signature
 from payhook.signing import (
     aead_aes_gcm_decrypt,
     aead_aes_gcm_encrypt,

@@ -9,7 +9,7 @@ import json
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,23 +25,26 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
+from payhook._hook import PayHook
+from payhook.config import PayhookSettings
 from payhook.errors import (
     ConfigurationError,
     DecryptionError,
     SignatureError,
     StorageUnavailableError,
 )
-from payhook.providers._wechat_certs import (
-    CertificateDownloadError,
-    PlatformCertificateDownloader,
-)
-from payhook.providers._wechat_v3_sign import authorization_header
 from payhook.providers.wechatpay_v3 import (
     WechatPayV3KeyRing,
     WechatPayV3Provider,
     WechatPayV3Simulator,
 )
+from payhook.providers.wechatpay_v3._certs import (
+    CertificateDownloadError,
+    PlatformCertificateDownloader,
+)
+from payhook.providers.wechatpay_v3._sign import authorization_header
 from payhook.storage._certificates import (
+    PlatformCertificateTable,
     StoredCertificate,
     load_platform_certificates,
     save_platform_certificates,
@@ -350,12 +353,16 @@ async def test_downloaded_certificates_are_kept_in_the_database(database_url: st
     engine = create_engine(database_url)
     try:
         async with serve(_fake(clock)) as url:
-            await _downloader(url, WechatPayV3KeyRing(clock=clock), clock, engine=engine).refresh()
+            await _downloader(
+                url, WechatPayV3KeyRing(clock=clock), clock, store=PlatformCertificateTable(engine)
+            ).refresh()
         rows = await load_platform_certificates(engine, "wx")
         assert [row.serial_no for row in rows] == sorted([f"{SERIAL_A:X}", f"{SERIAL_B:X}"])
         assert rows[0].expire_time == NOW + timedelta(days=1460)
         fresh = WechatPayV3KeyRing(clock=clock)
-        loader = _downloader("http://127.0.0.1:9", fresh, clock, engine=engine)
+        loader = _downloader(
+            "http://127.0.0.1:9", fresh, clock, store=PlatformCertificateTable(engine)
+        )
         assert await loader.load_saved() == 2
         assert _provider(fresh, clock).verify(_callback(clock, "platform-b", HEADER_B)).events
         assert await load_platform_certificates(engine, "other-channel") == []
@@ -392,7 +399,12 @@ async def test_save_is_an_upsert_and_load_skips_bad_rows(database_url: str) -> N
             ("OLD", later),
         ]
         ring = WechatPayV3KeyRing(clock=clock)
-        assert await _downloader("http://127.0.0.1:9", ring, clock, engine=engine).load_saved() == 1
+        assert (
+            await _downloader(
+                "http://127.0.0.1:9", ring, clock, store=PlatformCertificateTable(engine)
+            ).load_saved()
+            == 1
+        )
         assert ring.certificate_serials() == [f"{SERIAL_A:X}"]
     finally:
         await engine.dispose()
@@ -581,3 +593,108 @@ def test_non_rsa_certificates_are_refused() -> None:
     )
     with pytest.raises(ConfigurationError):
         WechatPayV3KeyRing(certificates=[cert], clock=FrozenClock(NOW))
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+def _download_mode(database_url: str, api_base_url: str) -> PayhookSettings:
+    pem = rsa_key("merchant").private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    channel = {
+        "name": "wx",
+        "provider": "wechatpay_v3",
+        "mch_id": MCH_ID,
+        "api_v3_key": API_V3_KEY.decode(),
+        "merchant_serial_no": MERCHANT_SERIAL,
+        "merchant_private_key": pem.decode(),
+        "api_base_url": api_base_url,
+    }
+    return PayhookSettings(database_url=database_url, channels=(channel,))
+
+
+async def test_payhook_hands_the_certificate_table_to_the_downloader(database_url: str) -> None:
+    """PayHook starts a download-mode channel's downloader, which keeps what it fetched in
+    the database; the next start loads those certificates before serving a callback."""
+    clock = FrozenClock(NOW)
+    async with serve(_fake(clock)) as url:
+        hook = PayHook(_download_mode(database_url, url), clock=clock, run_dispatcher=False)
+        await hook.start()
+        try:
+            provider = hook.providers["wx"]
+            assert isinstance(provider, WechatPayV3Provider)
+            await _until(lambda: len(provider.keys.certificate_serials()) == 2)
+            with anyio.fail_after(5):
+                while len(await load_platform_certificates(hook.store.engine, "wx")) < 2:
+                    await asyncio.sleep(0.01)
+        finally:
+            await hook.stop()
+    offline = PayHook(
+        _download_mode(database_url, "http://127.0.0.1:9"), clock=clock, run_dispatcher=False
+    )
+    await offline.start()
+    try:
+        provider = offline.providers["wx"]
+        assert isinstance(provider, WechatPayV3Provider)
+        assert sorted(provider.keys.certificate_serials()) == sorted(
+            [f"{SERIAL_A:X}", f"{SERIAL_B:X}"]
+        )
+        assert provider.verify(_callback(clock, "platform-b", HEADER_B)).events
+    finally:
+        await offline.stop()
+
+
+@dataclass
+class MemoryStore:
+    """A dictionary-backed CertificateStore: the downloader needs no database."""
+
+    rows: dict[str, list[StoredCertificate]] = field(default_factory=dict)
+    fail: bool = False
+
+    async def load_certificates(self, channel: str) -> list[StoredCertificate]:
+        if self.fail:
+            raise StorageUnavailableError("down")
+        return list(self.rows.get(channel, []))
+
+    async def save_certificates(
+        self, channel: str, certificates: Sequence[StoredCertificate]
+    ) -> None:
+        if self.fail:
+            raise StorageUnavailableError("down")
+        kept = {row.serial_no: row for row in self.rows.get(channel, [])}
+        kept.update((row.serial_no, row) for row in certificates)
+        self.rows[channel] = list(kept.values())
+
+
+async def test_downloader_keeps_certificates_in_any_store(caplog: pytest.LogCaptureFixture) -> None:
+    """The downloader saves to and loads from the store it is handed; a failing store costs a
+    warning, never the refresh."""
+    clock = FrozenClock(NOW)
+    store = MemoryStore()
+    async with serve(_fake(clock)) as url:
+        ring = WechatPayV3KeyRing(clock=clock)
+        assert await _downloader(url, ring, clock, store=store).refresh() == 2
+    assert sorted(row.serial_no for row in store.rows["wx"]) == sorted(
+        [f"{SERIAL_A:X}", f"{SERIAL_B:X}"]
+    )
+    fresh = WechatPayV3KeyRing(clock=clock)
+    await _downloader("http://127.0.0.1:9", fresh, clock, store=store).prepare()
+    assert len(fresh.certificate_serials()) == 2
+    store.fail = True
+    with caplog.at_level(logging.WARNING, logger="payhook.providers.wechatpay_v3"):
+        await _downloader(
+            "http://127.0.0.1:9", WechatPayV3KeyRing(clock=clock), clock, store=store
+        ).prepare()
+        async with serve(_fake(clock)) as url:
+            assert (
+                await _downloader(
+                    url, WechatPayV3KeyRing(clock=clock), clock, store=store
+                ).refresh()
+                == 2
+            )
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("could not load saved" in m for m in messages)
+    assert any("Could not store platform certificates" in m for m in messages)

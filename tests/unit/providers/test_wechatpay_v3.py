@@ -24,12 +24,12 @@ from payhook.errors import (
 )
 from payhook.events import BEIJING, EventType
 from payhook.providers import Outcome, Provider, Simulator
-from payhook.providers._wechat_v3_sign import response_message
 from payhook.providers.wechatpay_v3 import (
     WechatPayV3KeyRing,
     WechatPayV3Provider,
     WechatPayV3Simulator,
 )
+from payhook.providers.wechatpay_v3._sign import response_message
 from payhook.signing import aead_aes_gcm_decrypt
 from tests.unit.providers._wechat_v3_support import (
     API_V3_KEY,

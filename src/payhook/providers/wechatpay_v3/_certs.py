@@ -18,17 +18,16 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook._clock import Clock
+from payhook._stores import CertificateStore, StoredCertificate
 from payhook._version import __version__
 from payhook.errors import ConfigurationError, DecryptionError, PayhookError
-from payhook.providers._wechat_v3_keys import WechatPayV3KeyRing, normalise_serial
-from payhook.providers._wechat_v3_sign import (
+from payhook.providers.wechatpay_v3._keys import WechatPayV3KeyRing, normalise_serial
+from payhook.providers.wechatpay_v3._sign import (
     PROBE_PREFIX,
     authorization_header,
     decode_signature,
@@ -37,11 +36,6 @@ from payhook.providers._wechat_v3_sign import (
     rsa_sha256_verify,
 )
 from payhook.signing import AEAD_AES_256_GCM, aead_aes_gcm_decrypt, public_key_of_certificate
-from payhook.storage._certificates import (
-    StoredCertificate,
-    load_platform_certificates,
-    save_platform_certificates,
-)
 
 __all__ = ["CertificateDownloadError", "PlatformCertificateDownloader"]
 
@@ -68,7 +62,7 @@ class PlatformCertificateDownloader:
     """Keeps a channel's platform certificates current (certificate mode only).
 
     Args:
-        channel: the channel name (the database key).
+        channel: the channel name (the key certificates are stored under).
         mch_id: the merchant id.
         merchant_serial_no: the serial of the merchant API certificate (names the signing key).
         merchant_private_key: the merchant API private key (``apiclient_key.pem``).
@@ -76,7 +70,7 @@ class PlatformCertificateDownloader:
         api_base_url: ``https://api.mch.weixin.qq.com``, or a local fake in tests.
         keys: the channel's key ring, which receives the certificates.
         clock: time source for signatures, validity and the refresh schedule.
-        engine: when given, certificates are kept in ``payhook_platform_certificates``.
+        store: when given, downloaded certificates are kept there and loaded at start.
         refresh_interval_s: time between scheduled refreshes.
         min_refresh_gap_s: requested refreshes closer than this to the last one are dropped.
         request_timeout_s: timeout of one download.
@@ -96,7 +90,7 @@ class PlatformCertificateDownloader:
         api_base_url: str,
         keys: WechatPayV3KeyRing,
         clock: Clock,
-        engine: AsyncEngine | None = None,
+        store: CertificateStore | None = None,
         refresh_interval_s: float = 12 * 3600,
         min_refresh_gap_s: float = 60.0,
         request_timeout_s: float = 10.0,
@@ -118,7 +112,7 @@ class PlatformCertificateDownloader:
         self._url = api_base_url.rstrip("/") + _PATH
         self._keys = keys
         self._clock = clock
-        self._engine = engine
+        self._store = store
         self._interval = float(refresh_interval_s)
         self._min_gap = float(min_refresh_gap_s)
         self._timeout = float(request_timeout_s)
@@ -166,19 +160,31 @@ class PlatformCertificateDownloader:
             await self._save(valid)
             return len(valid)
 
+    async def prepare(self) -> None:
+        """Load the certificates kept by earlier runs (best effort: :meth:`run` downloads
+        them afresh), so a restart does not depend on WeChat Pay being reachable."""
+        try:
+            await self.load_saved()
+        except Exception:  # noqa: BLE001 - start anyway: run() downloads them afresh
+            logger.warning(
+                "Channel %s: could not load saved WeChat Pay platform certificates.",
+                self.channel,
+                extra={"action": "certificates_load_failed", "channel": self.channel},
+            )
+
     async def load_saved(self) -> int:
-        """Add the certificates kept in the database by earlier runs; returns how many.
+        """Add the certificates kept in the store by earlier runs; returns how many.
 
         Unreadable and expired certificates are skipped with a warning.
 
         Raises:
-            StorageUnavailableError: the database cannot be reached.
+            StorageUnavailableError: the store cannot be reached.
         """
-        if self._engine is None:
+        if self._store is None:
             return 0
         now = self._clock.now()
         loaded: list[x509.Certificate] = []
-        for row in await load_platform_certificates(self._engine, self.channel):
+        for row in await self._store.load_certificates(self.channel):
             try:
                 cert = x509.load_pem_x509_certificate(row.pem.encode())
                 public_key_of_certificate(cert)
@@ -297,6 +303,10 @@ class PlatformCertificateDownloader:
             "Accept": "application/json",
             "User-Agent": f"payhook/{__version__}",
         }
+        # Imported here: only certificate-download channels need an HTTP client, and the
+        # registry imports this module for every command line start.
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
             async with (
@@ -376,7 +386,7 @@ class PlatformCertificateDownloader:
             )
 
     async def _save(self, certs: list[x509.Certificate]) -> None:
-        if self._engine is None or not certs:
+        if self._store is None or not certs:
             return
         fetched_at = self._clock.now()
         rows = [
@@ -390,7 +400,7 @@ class PlatformCertificateDownloader:
             for cert in certs
         ]
         try:
-            await save_platform_certificates(self._engine, self.channel, rows)
+            await self._store.save_certificates(self.channel, rows)
         except PayhookError as exc:
             # The ring already holds them; keeping them for the next start is best effort.
             logger.warning("Could not store platform certificates: %s", exc.message)

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from payhook.errors import ConfigurationError
 from payhook.events import BEIJING, to_rfc3339
 from payhook.providers._base import SimulatedCallback
-from payhook.providers._wechat_v3_sign import (
+from payhook.providers.wechatpay_v3._sign import (
     SIGNATURE_TYPE,
     random_nonce,
     response_message,

@@ -21,8 +21,8 @@ from payhook.errors import (
     TimestampError,
 )
 from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
-from payhook.providers._wechat_v3_keys import WechatPayV3KeyRing
-from payhook.providers._wechat_v3_map import (
+from payhook.providers.wechatpay_v3._keys import WechatPayV3KeyRing
+from payhook.providers.wechatpay_v3._map import (
     PROVIDER,
     REFUND_FAILED_STATUS,
     map_other,
@@ -30,23 +30,16 @@ from payhook.providers._wechat_v3_map import (
     map_refund,
     required_text,
 )
-from payhook.providers._wechat_v3_sign import (
+from payhook.providers.wechatpay_v3._sign import (
     PROBE_PREFIX,
     SIGNATURE_TYPE,
     decode_signature,
     response_message,
     rsa_sha256_verify,
 )
-from payhook.providers._wechat_v3_sim import WechatPayV3Simulator
 from payhook.signing import AEAD_AES_256_GCM, aead_aes_gcm_decrypt
 
-__all__ = [
-    "PROBE_PREFIX",
-    "SIGNATURE_TYPE",
-    "WechatPayV3KeyRing",
-    "WechatPayV3Provider",
-    "WechatPayV3Simulator",
-]
+__all__ = ["WechatPayV3Provider"]
 
 logger = logging.getLogger("payhook.providers.wechatpay_v3")
 

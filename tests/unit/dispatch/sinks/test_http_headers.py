@@ -12,7 +12,7 @@ from hypothesis import given, strategies as st
 
 from payhook._clock import SystemClock
 from payhook.dispatch import USER_AGENT, build_headers
-from payhook.dispatch._request import redact_url
+from payhook.dispatch.sinks.http import redact_url
 from payhook.errors import ConfigurationError
 from payhook.signing import generate_secret, parse_secret, sign
 

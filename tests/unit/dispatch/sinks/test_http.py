@@ -1,23 +1,24 @@
-"""Outcome classification: status codes, Retry-After values and transport exceptions."""
+"""The HTTP sink's classification: status codes, Retry-After values and transport exceptions."""
 
 from __future__ import annotations
 
 import socket
 import ssl
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
-from payhook.dispatch._classify import (
-    ErrorClass,
+from payhook.dispatch.sinks._base import ErrorClass, SinkContext
+from payhook.dispatch.sinks.http import (
+    HttpSink,
     classify_exception,
-    classify_handler_error,
     classify_response,
-    clean_text,
     parse_retry_after,
 )
+from payhook.storage._outbox import ClaimedDelivery
+from payhook.testing import FakeClock
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 CERT = ssl.SSLCertVerificationError()
@@ -46,7 +47,7 @@ def test_status_codes(status: int, ok: bool, gone: bool) -> None:
     """Only 2xx succeeds; redirects fail (never followed); 410 asks to be disabled."""
     outcome = classify_response(status, latency_ms=5, now=NOW)
     assert outcome.ok is ok
-    assert outcome.gone is gone
+    assert outcome.disable_reason == ("HTTP 410 Gone" if gone else None)
     assert outcome.status_code == status
     assert outcome.latency_ms == 5
     if not ok:
@@ -155,15 +156,32 @@ def test_exception_text_is_redacted_and_bounded() -> None:
     assert len(outcome.error) == 500
 
 
-def test_handler_errors() -> None:
-    """A raising handler is a 'handler' failure; a handler timeout is a 'timeout'."""
-    assert (
-        classify_handler_error(RuntimeError("boom"), latency_ms=1).error_class is ErrorClass.HANDLER
+@pytest.mark.anyio
+async def test_sink_without_an_active_secret_sends_nothing() -> None:
+    """A subscription whose secrets all expired gets a failed attempt, not an unsigned POST;
+    the sink opens and closes again (a dispatcher can run more than once)."""
+    clock = FakeClock(NOW)
+    sink = HttpSink(SinkContext(clock=clock, request_timeout_s=5.0, concurrency=2))
+    delivery = ClaimedDelivery(
+        id="dlv_01",
+        event_id="evt_01",
+        subscription_id="sub_01",
+        subscription_name="orders",
+        kind="http",
+        url="http://127.0.0.1:9/never",
+        secrets_json='[{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", '
+        '"expires_at": "2026-11-28T11:00:00Z"}]',
+        body=b"{}",
+        attempt=1,
+        claim_token="t",
+        claimed_at=NOW,
+        lease_until=NOW + timedelta(seconds=40),
     )
-    assert classify_handler_error(TimeoutError(), latency_ms=1).error_class is ErrorClass.TIMEOUT
-    assert classify_handler_error(RuntimeError("boom"), latency_ms=1).error == "RuntimeError: boom"
-
-
-def test_clean_text() -> None:
-    """clean_text cuts and removes NUL characters."""
-    assert clean_text("a\x00b" * 10, 4) == "a\ufffdba"
+    with pytest.raises(RuntimeError, match="before open"):
+        await sink.send(delivery)
+    for _ in range(2):
+        await sink.open()
+        outcome = await sink.send(delivery)
+        await sink.close()
+        assert not outcome.ok
+        assert outcome.error == "the subscription has no active signing secret"

@@ -1,16 +1,22 @@
-"""Signing keys of a subscription, decoded once and cached (secrets never leave this module)."""
+"""Standard Webhooks signing shared by every signed sink (contract §6, §13).
+
+:class:`SecretKeys` turns a subscription's stored secret list into the HMAC keys active at
+a time, decoded once and cached (secrets never leave this module); :func:`webhook_headers`
+gives the three headers (or message fields) every signed delivery carries.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from payhook.errors import ConfigurationError, PayhookError
 from payhook.events import parse_rfc3339
-from payhook.signing._standard import parse_secret
+from payhook.signing._standard import parse_secret, sign
 
-__all__ = ["SecretKeys"]
+__all__ = ["SecretKeys", "webhook_headers"]
 
 logger = logging.getLogger("payhook.dispatch")
 
@@ -74,3 +80,25 @@ class SecretKeys:
             if key is not None:
                 keys.append(key)
         return keys
+
+
+def webhook_headers(
+    *, event_id: str, body: bytes, timestamp: int, secret_keys: Sequence[bytes]
+) -> dict[str, str]:
+    """``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` of one attempt.
+
+    ``webhook-id`` is the event id, identical on every retry and replay, so receivers
+    can deduplicate; ``webhook-timestamp`` is this attempt's time; ``webhook-signature``
+    holds one ``v1,`` entry per active secret (several during a rotation).
+
+    Args:
+        event_id: the event's id (``evt_…``).
+        body: the exact bytes that will be delivered.
+        timestamp: Unix seconds of this attempt.
+        secret_keys: the subscription's active HMAC keys, newest first.
+    """
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret_keys, event_id, timestamp, body),
+    }

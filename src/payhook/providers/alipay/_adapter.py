@@ -1,10 +1,10 @@
 """The Alipay adapter: verify ``trade_status_sync`` notifications and map them to canonical events.
 
-Implements providers.md §1: the raw form body is parsed once (``_alipay_form``), the RSA2 or
+Implements providers.md §1: the raw form body is parsed once (``_form``), the RSA2 or
 RSA signature is checked over the string to sign *before* any business field is read, then
 ``app_id`` (and ``seller_id`` when configured) are checked and the trade status becomes
 event drafts. Certificate mode only changes where the public key comes from
-(``_alipay_cert``). :class:`AlipaySimulator` (``_alipay_form``) builds the same
+(``_cert``). :class:`AlipaySimulator` (``_form``) builds the same
 notifications for ``payhook simulate``.
 """
 
@@ -26,33 +26,19 @@ from payhook.events import (
     parse_amount,
     parse_beijing,
 )
-from payhook.providers._alipay_cert import (
-    alipay_cert_sn,
-    alipay_root_cert_sn,
-    load_alipay_cert_mode,
-)
-from payhook.providers._alipay_form import (
+from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
+from payhook.providers.alipay._form import (
     SIGN_TYPES,
     AlipayForm,
-    AlipaySimulator,
     decode_fields,
     parse_form,
-    sign_notification,
     string_to_sign,
 )
-from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
 from payhook.signing import rsa_verify
 
-__all__ = [
-    "AlipayProvider",
-    "AlipaySimulator",
-    "alipay_cert_sn",
-    "alipay_root_cert_sn",
-    "load_alipay_cert_mode",
-    "sign_notification",
-]
+__all__ = ["PROVIDER", "AlipayProvider"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("payhook.providers.alipay")
 
 PROVIDER = "alipay"
 

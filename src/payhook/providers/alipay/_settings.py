@@ -1,0 +1,50 @@
+"""``provider = "alipay"`` channel settings: public-key mode or certificate mode."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from payhook.providers._settings import ChannelSettings
+
+__all__ = ["AlipayChannel"]
+
+
+class AlipayChannel(ChannelSettings):
+    """An Alipay merchant app (public-key mode or certificate mode)."""
+
+    key_files = (
+        "alipay_public_key",
+        "alipay_public_cert",
+        "alipay_root_cert",
+        "simulator_private_key",
+    )
+
+    provider: Literal["alipay"]
+    app_id: str = Field(min_length=1)
+    alipay_public_key: SecretStr | None = None
+    alipay_public_cert: SecretStr | None = None
+    alipay_root_cert: SecretStr | None = None
+    seller_id: str | None = None
+    simulator_private_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> AlipayChannel:
+        if self.alipay_public_key is None and self.alipay_public_cert is None:
+            raise ValueError(
+                "needs alipay_public_key(_file) (public-key mode) "
+                "or alipay_public_cert(_file) + alipay_root_cert(_file) (certificate mode)"
+            )
+        if self.alipay_public_key is not None and self.alipay_public_cert is not None:
+            raise ValueError("give either alipay_public_key or alipay_public_cert, not both")
+        if self.alipay_public_cert is not None and self.alipay_root_cert is None:
+            raise ValueError("certificate mode needs alipay_root_cert(_file) too")
+        return self
+
+    def summary(self) -> str:
+        """App id, key mode, seller and whether a simulator key is set."""
+        mode = "public-key mode" if self.alipay_public_key else "certificate mode"
+        extra = f", seller_id {self.seller_id}" if self.seller_id else ""
+        sim = ", simulator key set" if self.simulator_private_key else ""
+        return f"app_id {self.app_id}, {mode}{extra}{sim}"

@@ -1,0 +1,190 @@
+"""The intake algorithm, once for every database: a generator of steps that does no I/O.
+
+Like httpx's ``Auth.auth_flow``, :func:`intake_flow` yields what it needs done (the steps of
+``_steps.py``) and receives each answer through ``send``; a driver runs the steps in one
+transaction with its own SQL: the SQLite writer thread (``_sqlite.py``, synchronous, many
+callbacks per group commit) and asyncpg on PostgreSQL (``_postgres.py``). The flow decides
+everything the databases must agree on: event identity and duplicates, Alipay refund
+shares, which subscriptions get outbox rows, the audit verdict, the result.
+
+A driver runs the flow like this (the SQLite one, minus error handling)::
+
+    flow = intake_flow(record, now)
+    answer = None
+    try:
+        while True:
+            step = flow.send(answer)
+            answer = execute(step)
+    except StopIteration as stop:
+        result = stop.value
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from payhook._types import NotificationVerdict
+from payhook.errors import StorageUnavailableError
+from payhook.events import EventDraft, EventType, filter_matches, new_id, render_event
+from payhook.storage.intake._steps import (
+    READ_SUBSCRIPTIONS,
+    FindEvent,
+    InsertDeliveries,
+    InsertEvent,
+    InsertNotification,
+    LockTrade,
+    PreviousRefundTotal,
+    Step,
+    SubscriptionFilters,
+)
+
+__all__ = ["Intake", "IntakeFlow", "IntakeRecord", "IntakeResult", "intake_flow"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntakeRecord:
+    """Everything the intake transaction writes for one callback."""
+
+    channel: str
+    received_at: datetime
+    headers: dict[str, str]
+    body: bytes
+    notification_id: str | None
+    drafts: tuple[EventDraft, ...]
+    verdict: str = NotificationVerdict.ACCEPTED  # ACCEPTED or REFUSED
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntakeResult:
+    """What the intake transaction did."""
+
+    event_ids: tuple[str, ...]
+    new_event_ids: tuple[str, ...]
+    new_event_types: tuple[str, ...]
+    deliveries: int
+
+    @property
+    def is_duplicate(self) -> bool:
+        """True when every event already existed (the callback was seen before)."""
+        return bool(self.event_ids) and not self.new_event_ids
+
+
+class Intake(Protocol):
+    """A database driver of the flow: runs it for one callback in one transaction."""
+
+    async def record(self, record: IntakeRecord, now: datetime) -> IntakeResult:
+        """Commit the intake transaction; returns once the commit is durable.
+
+        Raises:
+            StorageUnavailableError: the database cannot take the write right now.
+        """
+        ...
+
+    async def ping(self) -> None:
+        """Raise StorageUnavailableError when intake writes cannot be taken right now."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the driver holds of its own (threads; never the engine)."""
+        ...
+
+
+# What a driver iterates: steps out, answers in (typed per step in _steps.py).
+IntakeFlow = Generator[Step, Any, IntakeResult]
+
+
+def _needs_refund_share(draft: EventDraft) -> bool:
+    return (
+        draft.type is EventType.REFUND_SUCCEEDED
+        and draft.refund_amount is None
+        and draft.refunded_total is not None
+    )
+
+
+def intake_flow(record: IntakeRecord, now: datetime) -> IntakeFlow:
+    """The steps of one callback's intake transaction; returns its :class:`IntakeResult`.
+
+    For each draft: an Alipay refund (cumulative ``refunded_total``, no ``refund_amount``)
+    that is not stored yet gets its share, the increase over the largest cumulative amount
+    already recorded for the trade, read under the trade's lock. The event is inserted
+    unless its key exists (then the callback repeats a stored fact); a new event gets one
+    outbox row per enabled subscription whose filters match its type, subscriptions being
+    read at most once. Last comes the audit row, whose verdict is ``duplicate`` when an
+    accepted callback carried only facts already stored.
+
+    Raises:
+        StorageUnavailableError: an event's key conflicted but its row could not be read
+            (deleted meanwhile): nothing is acknowledged, the provider sends it again.
+    """
+    now_ms = int(now.timestamp() * 1000)
+    event_ids: list[str] = []
+    new_ids: list[str] = []
+    new_types: list[str] = []
+    deliveries = 0
+    subscriptions: Sequence[SubscriptionFilters] | None = None
+    for draft in record.drafts:
+        if _needs_refund_share(draft):
+            # A copy of a stored refund must not read the trade's totals (its own included).
+            found: str | None = yield FindEvent(draft.key)
+            if found is not None:
+                event_ids.append(found)
+                continue
+            # Serialise the trade's refunds so each sees the others' cumulative totals.
+            yield LockTrade(f"{draft.provider}:{draft.merchant_id}:{draft.transaction_id}")
+            assert draft.refunded_total is not None
+            previous: int | None = yield PreviousRefundTotal(
+                provider=draft.provider,
+                merchant_id=draft.merchant_id,
+                transaction_id=draft.transaction_id,
+                scope=draft.refund_scope,
+                below=draft.refunded_total,
+            )
+            # Alipay reports the cumulative refunded amount: this refund is the increase
+            # over the largest cumulative amount already recorded for the trade.
+            draft = replace(draft, refund_amount=draft.refunded_total - (previous or 0))
+        event_id = new_id("evt", now_ms=now_ms)
+        body = render_event(draft, event_id=event_id, channel=record.channel, created_at=now)
+        inserted: bool = yield InsertEvent(event_id, draft, record.channel, now, body)
+        if not inserted:  # the key exists: this callback repeats a stored fact
+            existing: str | None = yield FindEvent(draft.key)
+            if existing is None:
+                raise StorageUnavailableError("an event was removed while its copy was stored")
+            event_ids.append(existing)
+            continue
+        event_type = str(draft.type)
+        event_ids.append(event_id)
+        new_ids.append(event_id)
+        new_types.append(event_type)
+        if subscriptions is None:
+            subscriptions = yield READ_SUBSCRIPTIONS
+        matching = [
+            sub_id for sub_id, filters in subscriptions if filter_matches(filters, event_type)
+        ]
+        if matching:
+            delivery_ids = [new_id("dlv", now_ms=now_ms) for _ in matching]
+            yield InsertDeliveries(event_id, delivery_ids, matching, now)
+            deliveries += len(matching)
+    verdict = record.verdict
+    if verdict == NotificationVerdict.ACCEPTED and event_ids and not new_ids:
+        verdict = NotificationVerdict.DUPLICATE
+    yield InsertNotification(
+        channel=record.channel,
+        received_at=record.received_at,
+        headers=json.dumps(record.headers),
+        body=record.body,
+        verdict=verdict,
+        reason=record.reason,
+        notification_id=record.notification_id,
+        event_ids=json.dumps(event_ids) if event_ids else None,
+    )
+    return IntakeResult(
+        event_ids=tuple(event_ids),
+        new_event_ids=tuple(new_ids),
+        new_event_types=tuple(new_types),
+        deliveries=deliveries,
+    )
