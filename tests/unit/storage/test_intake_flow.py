@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import FrozenInstanceError, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from payhook.errors import StorageUnavailableError
-from payhook.events import EventDraft, EventType
+from payhook.events import EventDraft, EventType, new_id
 from payhook.storage.intake import IntakeRecord, IntakeResult, intake_flow
 from payhook.storage.intake._flow import IntakeFlow, refund_share
 from payhook.storage.intake._steps import (
@@ -397,3 +398,44 @@ def test_refund_sums_in_any_arrival_order(case: tuple[list[int], list[int]]) -> 
     assert sorted(amounts) == sorted(f"R{i}" for i in range(len(steps)))
     assert sum(a or 0 for a in amounts.values()) == totals[-1]
     assert all(a is not None and a >= 0 for a in amounts.values())
+
+
+def test_refund_with_a_stated_amount_keeps_it() -> None:
+    """A refund that carries both its own amount and the cumulative total (what an Alipay
+    refund query will give, contract §11) is stored as stated: no share is derived, so the
+    trade is neither locked nor read; its refunded_total is stored for later shares."""
+    draft = replace(refund(3000, "R2"), refund_amount=2000)
+    script = Script(intake_flow(record(draft), NOW))
+    insert = script.expect(InsertEvent)
+    assert insert.draft == draft
+    data = json.loads(insert.body)["data"]
+    assert (data["refund_amount"], data["refunded_total"]) == (2000, 3000)
+
+
+def test_ids_carry_the_callback_time() -> None:
+    """Event and delivery ids begin with the callback's time in milliseconds (ids sort by
+    time): the same 48-bit prefix as any id made at that millisecond."""
+    prefix = new_id("x", now_ms=int(NOW.timestamp() * 1000))[2:12]
+    script = Script(intake_flow(record(paid()), NOW))
+    insert = script.expect(InsertEvent)
+    assert insert.event_id[4:14] == prefix
+    script.answer(True)
+    script.expect(type(READ_SUBSCRIPTIONS))
+    script.answer(SUBSCRIPTIONS)
+    rows = script.expect(InsertDeliveries)
+    assert [d[4:14] for d in rows.delivery_ids] == [prefix, prefix]
+
+
+@pytest.mark.parametrize("cls", [IntakeRecord, IntakeResult])
+def test_record_and_result_are_frozen_slotted_and_keyword_only(cls: type[Any]) -> None:
+    """Values handed between threads (the SQLite writer) cannot change under the flow."""
+    value = (
+        record(paid())
+        if cls is IntakeRecord
+        else IntakeResult(event_ids=(), new_event_ids=(), new_event_types=(), deliveries=0)
+    )
+    with pytest.raises(FrozenInstanceError):
+        setattr(value, fields(cls)[0].name, None)
+    assert not hasattr(value, "__dict__")
+    with pytest.raises(TypeError):
+        cls(*(getattr(value, f.name) for f in fields(cls)))
