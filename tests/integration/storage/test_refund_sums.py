@@ -209,7 +209,7 @@ async def break_subscriptions(store: Store, broken: bool) -> None:
 
 
 @settings(
-    max_examples=25,
+    max_examples=40,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     deadline=None,
 )
