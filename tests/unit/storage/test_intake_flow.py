@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import FrozenInstanceError, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, strategies as st
 
 from payhook.errors import StorageUnavailableError
-from payhook.events import EventDraft, EventType
+from payhook.events import EventDraft, EventType, new_id
 from payhook.storage.intake import IntakeRecord, IntakeResult, intake_flow
-from payhook.storage.intake._flow import IntakeFlow
+from payhook.storage.intake._flow import IntakeFlow, refund_share
 from payhook.storage.intake._steps import (
     READ_SUBSCRIPTIONS,
     FindEvent,
@@ -189,13 +191,17 @@ def test_no_matching_subscription_writes_no_outbox_row() -> None:
 
 
 @pytest.mark.parametrize(
-    ("previous", "share"), [(None, 3000), (1000, 2000)], ids=["first-refund", "later-refund"]
+    ("previous", "share"),
+    [(None, 3000), (1000, 2000), (3000, 0), (5000, 0)],
+    ids=["first-refund", "later-refund", "same-total", "late-smaller-total"],
 )
 def test_alipay_refund_share_is_the_increase_over_the_trade_total(
     previous: int | None, share: int
 ) -> None:
     """An Alipay refund (cumulative refund_fee) not stored yet: the trade is locked, its
-    largest earlier total below this one is read by scope, and the event carries the share."""
+    largest recorded total (any size) is read by scope, and the event carries the share: the
+    increase over it, or 0 when a larger total was recorded first. A refund with share 0 is
+    still a new event with its outbox rows: its own refund id is a fact the shop waits for."""
     draft = refund(3000, "R2")
     script = Script(intake_flow(record(draft), NOW))
     assert script.expect(FindEvent) == FindEvent(draft.key)
@@ -203,7 +209,7 @@ def test_alipay_refund_share_is_the_increase_over_the_trade_total(
     assert script.expect(LockTrade) == LockTrade("alipay:app:T1")
     script.answer()
     assert script.expect(PreviousRefundTotal) == PreviousRefundTotal(
-        provider="alipay", merchant_id="app", transaction_id="T1", scope=SCOPE, below=3000
+        provider="alipay", merchant_id="app", transaction_id="T1", scope=SCOPE
     )
     script.answer(previous)
     insert = script.expect(InsertEvent)
@@ -307,3 +313,129 @@ def test_refused_callback_is_only_audited() -> None:
     result = script.finish()
     assert result == IntakeResult(event_ids=(), new_event_ids=(), new_event_types=(), deliveries=0)
     assert not result.is_duplicate
+
+
+@pytest.mark.parametrize(
+    ("total", "previous", "share"),
+    [(3000, None, 3000), (3000, 0, 3000), (3000, 1000, 2000), (3000, 3000, 0), (1000, 3000, 0)],
+)
+def test_refund_share(total: int, previous: int | None, share: int) -> None:
+    """The increase over the largest recorded total, never below 0."""
+    assert refund_share(total, previous) == share
+
+
+class MemoryDriver:
+    """The flow's steps answered from a dict, the way both database drivers answer them."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, EventDraft] = {}
+        self.ids: dict[str, str] = {}
+
+    def record(self, *drafts: EventDraft) -> IntakeResult:
+        flow = intake_flow(record(*drafts), NOW)
+        answer: Any = None
+        try:
+            while True:
+                answer = self._execute(flow.send(answer))
+        except StopIteration as stop:
+            result: IntakeResult = stop.value
+            return result
+
+    def _execute(self, step: Step) -> Any:
+        match step:
+            case FindEvent(key=key):
+                return self.ids.get(key)
+            case PreviousRefundTotal(scope=scope):
+                assert scope is not None
+                totals = [
+                    d.refunded_total
+                    for key, d in self.events.items()
+                    if key.startswith(scope) and d.refunded_total is not None
+                ]
+                return max(totals, default=None)
+            case InsertEvent(draft=draft):
+                if draft.key in self.events:
+                    return False
+                self.events[draft.key] = draft
+                self.ids[draft.key] = step.event_id
+                return True
+            case _:
+                return [] if step is READ_SUBSCRIPTIONS else None
+
+    def amounts(self) -> dict[str | None, int | None]:
+        return {d.refund_id: d.refund_amount for d in self.events.values()}
+
+
+def test_reported_out_of_order_refunds() -> None:
+    """Issue 16: paid 100.00, RF-2 (refund_fee 30.00) arrives before RF-1 (10.00): RF-2's
+    share is 30.00 and RF-1's 0, 30.00 in all (not 40.00); RF-1 is still its own event."""
+    driver = MemoryDriver()
+    driver.record(paid())
+    rf2 = driver.record(refund(3000, "RF-2"))
+    rf1 = driver.record(refund(1000, "RF-1"))
+    assert rf1.new_event_types == rf2.new_event_types == ("payment.refund.succeeded",)
+    assert driver.amounts() == {None: None, "RF-2": 3000, "RF-1": 0}
+    # Alipay's retry of RF-1 is a duplicate, whatever came in between.
+    assert driver.record(refund(1000, "RF-1")).is_duplicate
+    assert driver.record(refund(6000, "RF-3")).new_event_ids
+    assert driver.amounts() == {None: None, "RF-2": 3000, "RF-1": 0, "RF-3": 3000}
+
+
+@given(
+    st.lists(st.integers(1, 5000), min_size=3, max_size=6).flatmap(
+        lambda steps: st.permutations(list(range(len(steps))) * 2).map(lambda order: (steps, order))
+    )
+)
+def test_refund_sums_in_any_arrival_order(case: tuple[list[int], list[int]]) -> None:
+    """Refunds of one trade arriving in any order, each twice (a retry): each refund is one
+    event and their amounts add up to the largest cumulative total (contract §9)."""
+    steps, order = case
+    totals = [sum(steps[: i + 1]) for i in range(len(steps))]
+    driver = MemoryDriver()
+    for i in order:
+        driver.record(refund(totals[i], f"R{i}"))
+    amounts = driver.amounts()
+    assert sorted(amounts) == sorted(f"R{i}" for i in range(len(steps)))
+    assert sum(a or 0 for a in amounts.values()) == totals[-1]
+    assert all(a is not None and a >= 0 for a in amounts.values())
+
+
+def test_refund_with_a_stated_amount_keeps_it() -> None:
+    """A refund that carries both its own amount and the cumulative total (what an Alipay
+    refund query will give, contract §11) is stored as stated: no share is derived, so the
+    trade is neither locked nor read; its refunded_total is stored for later shares."""
+    draft = replace(refund(3000, "R2"), refund_amount=2000)
+    script = Script(intake_flow(record(draft), NOW))
+    insert = script.expect(InsertEvent)
+    assert insert.draft == draft
+    data = json.loads(insert.body)["data"]
+    assert (data["refund_amount"], data["refunded_total"]) == (2000, 3000)
+
+
+def test_ids_carry_the_callback_time() -> None:
+    """Event and delivery ids begin with the callback's time in milliseconds (ids sort by
+    time): the same 48-bit prefix as any id made at that millisecond."""
+    prefix = new_id("x", now_ms=int(NOW.timestamp() * 1000))[2:12]
+    script = Script(intake_flow(record(paid()), NOW))
+    insert = script.expect(InsertEvent)
+    assert insert.event_id[4:14] == prefix
+    script.answer(True)
+    script.expect(type(READ_SUBSCRIPTIONS))
+    script.answer(SUBSCRIPTIONS)
+    rows = script.expect(InsertDeliveries)
+    assert [d[4:14] for d in rows.delivery_ids] == [prefix, prefix]
+
+
+@pytest.mark.parametrize("cls", [IntakeRecord, IntakeResult])
+def test_record_and_result_are_frozen_slotted_and_keyword_only(cls: type[Any]) -> None:
+    """Values handed between threads (the SQLite writer) cannot change under the flow."""
+    value = (
+        record(paid())
+        if cls is IntakeRecord
+        else IntakeResult(event_ids=(), new_event_ids=(), new_event_types=(), deliveries=0)
+    )
+    with pytest.raises(FrozenInstanceError):
+        setattr(value, fields(cls)[0].name, None)
+    assert not hasattr(value, "__dict__")
+    with pytest.raises(TypeError):
+        cls(*(getattr(value, f.name) for f in fields(cls)))

@@ -42,7 +42,7 @@ from payhook.storage.intake._steps import (
     SubscriptionFilters,
 )
 
-__all__ = ["Intake", "IntakeFlow", "IntakeRecord", "IntakeResult", "intake_flow"]
+__all__ = ["Intake", "IntakeFlow", "IntakeRecord", "IntakeResult", "intake_flow", "refund_share"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +99,8 @@ IntakeFlow = Generator[Step, Any, IntakeResult]
 
 
 def _needs_refund_share(draft: EventDraft) -> bool:
+    # A refund whose own amount is known (WeChat Pay states it; for Alipay, a provider
+    # refund query, contract §11, will) keeps it: only a cumulative total needs a share.
     return (
         draft.type is EventType.REFUND_SUCCEEDED
         and draft.refund_amount is None
@@ -106,16 +108,29 @@ def _needs_refund_share(draft: EventDraft) -> bool:
     )
 
 
+def refund_share(refunded_total: int, previous_total: int | None) -> int:
+    """This refund's share of a trade's cumulative ``refunded_total`` (contract §5, §9).
+
+    ``previous_total`` is the largest cumulative total already recorded for the trade, in
+    whatever order the notifications arrived. The share is the increase over it, and 0 for
+    a refund whose total is not larger: a larger total recorded earlier already counted it
+    (Alipay's RF-2 at 30.00 arriving before RF-1 at 10.00 gives RF-2 30.00 and RF-1 0).
+    So the shares of a trade's refunds always add up to the largest total seen.
+    """
+    return max(0, refunded_total - (previous_total or 0))
+
+
 def intake_flow(record: IntakeRecord, now: datetime) -> IntakeFlow:
     """The steps of one callback's intake transaction; returns its :class:`IntakeResult`.
 
     For each draft: an Alipay refund (cumulative ``refunded_total``, no ``refund_amount``)
-    that is not stored yet gets its share, the increase over the largest cumulative amount
-    already recorded for the trade, read under the trade's lock. The event is inserted
-    unless its key exists (then the callback repeats a stored fact); a new event gets one
-    outbox row per enabled subscription whose filters match its type, subscriptions being
-    read at most once. Last comes the audit row, whose verdict is ``duplicate`` when an
-    accepted callback carried only facts already stored.
+    that is not stored yet gets its share (:func:`refund_share`), the increase over the
+    largest cumulative amount already recorded for the trade, read under the trade's lock;
+    a refund whose total is not larger is still a new event, with ``refund_amount`` 0. The
+    event is inserted unless its key exists (then the callback repeats a stored fact); a new
+    event gets one outbox row per enabled subscription whose filters match its type,
+    subscriptions being read at most once. Last comes the audit row, whose verdict is
+    ``duplicate`` when an accepted callback carried only facts already stored.
 
     Raises:
         StorageUnavailableError: an event's key conflicted but its row could not be read
@@ -134,7 +149,8 @@ def intake_flow(record: IntakeRecord, now: datetime) -> IntakeFlow:
             if found is not None:
                 event_ids.append(found)
                 continue
-            # Serialise the trade's refunds so each sees the others' cumulative totals.
+            # Serialise the trade's refunds so each sees the others' cumulative totals
+            # (without it, two concurrent refunds would both count the same money).
             yield LockTrade(f"{draft.provider}:{draft.merchant_id}:{draft.transaction_id}")
             assert draft.refunded_total is not None
             previous: int | None = yield PreviousRefundTotal(
@@ -142,11 +158,16 @@ def intake_flow(record: IntakeRecord, now: datetime) -> IntakeFlow:
                 merchant_id=draft.merchant_id,
                 transaction_id=draft.transaction_id,
                 scope=draft.refund_scope,
-                below=draft.refunded_total,
             )
-            # Alipay reports the cumulative refunded amount: this refund is the increase
-            # over the largest cumulative amount already recorded for the trade.
-            draft = replace(draft, refund_amount=draft.refunded_total - (previous or 0))
+            # The stored event keeps refund_id and refunded_total beside the derived share,
+            # so the fact stays exact whatever the share. Contract §11 plugs in upstream of
+            # this: a draft whose refund_amount comes from the provider's refund query skips
+            # the share (_needs_refund_share) and is stored as stated, keeping its
+            # refunded_total so later derived shares of the trade count it. Should one trade
+            # mix exact and derived amounts, the amount already accounted for becomes the sum
+            # of its stored refund_amount values, not MAX(refunded_total): they are equal as
+            # long as every amount is derived here (docs/reliability.md, "Refund sums").
+            draft = replace(draft, refund_amount=refund_share(draft.refunded_total, previous))
         event_id = new_id("evt", now_ms=now_ms)
         body = render_event(draft, event_id=event_id, channel=record.channel, created_at=now)
         inserted: bool = yield InsertEvent(event_id, draft, record.channel, now, body)

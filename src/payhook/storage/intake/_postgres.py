@@ -46,10 +46,11 @@ _INSERT_EVENT = (
 )
 _FIND = "SELECT id FROM payhook_events WHERE event_key = $1"
 _LOCK_TRADE = "SELECT pg_advisory_xact_lock(hashtext($1))"
-# The trade index (ix_payhook_events_trade) answers this; the key range is not needed.
+# The largest cumulative total of the trade's refunds, read under the trade's advisory lock
+# (LockTrade). The trade index (ix_payhook_events_trade) answers it; no key range needed.
 _PREV_REFUND = (
     "SELECT MAX(refunded_total) FROM payhook_events WHERE provider = $1 AND merchant_id = $2 "
-    "AND transaction_id = $3 AND type = 'payment.refund.succeeded' AND refunded_total < $4"
+    "AND transaction_id = $3 AND type = 'payment.refund.succeeded'"
 )
 _SUBSCRIPTIONS = "SELECT id, events FROM payhook_subscriptions WHERE enabled"
 _INSERT_DELIVERIES = (
@@ -101,8 +102,7 @@ async def _execute(conn: Any, step: Step) -> Any:
             return None
         case PreviousRefundTotal():
             return await conn.fetchval(
-                _PREV_REFUND,
-                step.provider, step.merchant_id, step.transaction_id, step.below,
+                _PREV_REFUND, step.provider, step.merchant_id, step.transaction_id,
                 timeout=timeout,
             )  # fmt: skip
         case _:

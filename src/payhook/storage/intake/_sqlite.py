@@ -31,19 +31,20 @@ __all__ = ["SQLITE_PREV_REFUND", "SqliteIntake", "key_range", "run_intake"]
 
 _SUBSCRIPTIONS = "SELECT id, events FROM payhook_subscriptions WHERE enabled = 1"
 _FIND = "SELECT id FROM payhook_events WHERE event_key = ?"
-# The trade's earlier refunds by a range of the unique event_key index (SQLite compares
+# The largest cumulative total among the trade's refunds (all of them, whatever their
+# arrival order), by a range of the unique event_key index (SQLite compares
 # text bytewise): every key that starts with the scope lies in [scope, scope + 1 char).
 # SQLite has no index on (provider, merchant_id, transaction_id): see migration 0003.
 # "+type" keeps the planner off ix_payhook_events_type (every refund of every trade).
 SQLITE_PREV_REFUND = (
     "SELECT MAX(refunded_total) FROM payhook_events WHERE event_key >= ? AND event_key < ? "
     "AND provider = ? AND merchant_id = ? AND transaction_id = ? "
-    "AND +type = 'payment.refund.succeeded' AND refunded_total < ?"
+    "AND +type = 'payment.refund.succeeded'"
 )
 # A draft without a scope (no adapter makes one today) is still answered, by a scan.
 _PREV_REFUND_SCAN = (
     "SELECT MAX(refunded_total) FROM payhook_events WHERE provider = ? AND merchant_id = ? "
-    "AND transaction_id = ? AND type = 'payment.refund.succeeded' AND refunded_total < ?"
+    "AND transaction_id = ? AND type = 'payment.refund.succeeded'"
 )
 _INSERT_EVENT = (
     "INSERT INTO payhook_events (id, event_key, type, channel, provider, merchant_id, order_id, "
@@ -125,7 +126,7 @@ class _Steps:
             case LockTrade():
                 return None  # the group transaction holds the database write lock
             case PreviousRefundTotal():
-                trade = (step.provider, step.merchant_id, step.transaction_id, step.below)
+                trade = (step.provider, step.merchant_id, step.transaction_id)
                 if step.scope:
                     row = conn.execute(SQLITE_PREV_REFUND, (*key_range(step.scope), *trade))
                 else:

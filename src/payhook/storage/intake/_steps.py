@@ -55,7 +55,11 @@ class LockTrade:
 
 @dataclass(slots=True)
 class PreviousRefundTotal:
-    """The largest cumulative refunded amount below ``below`` recorded for the trade.
+    """The largest cumulative refunded amount recorded for the trade, whatever its size.
+
+    ``MAX(refunded_total)`` over every ``payment.refund.succeeded`` event of the trade: not
+    only the totals below the new one, since Alipay's notifications can arrive in any order
+    and a larger total recorded earlier already counts the new refund (contract §9).
 
     ``scope`` (:attr:`EventDraft.refund_scope`) begins the key of every refund event of the
     trade and of no other event, so a driver may read that range of the unique ``event_key``
@@ -67,7 +71,6 @@ class PreviousRefundTotal:
     merchant_id: str
     transaction_id: str | None
     scope: str | None
-    below: int
 
 
 @dataclass(slots=True)
