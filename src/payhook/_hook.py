@@ -16,8 +16,7 @@ from payhook.errors import ConfigurationError
 from payhook.events import Handler, validate_filter
 from payhook.operations import Operations, SubscriptionSpec
 from payhook.providers import BackgroundTask, Provider, ProviderContext, build_channel
-from payhook.storage import Store
-from payhook.storage._certificates import PlatformCertificateTable
+from payhook.storage import PlatformCertificateTable, Store
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -119,8 +118,7 @@ class PayHook:
     def app(self) -> ASGIApp:
         """The ASGI app to mount (``/notify/{channel}``, health, metrics, admin)."""
         if self._app is None:
-            from payhook.asgi import create_app
-            from payhook.asgi._inbound import InboundEndpoint
+            from payhook.asgi import InboundEndpoint, create_app
 
             token = self.settings.admin_token
             self._app = create_app(
@@ -143,7 +141,7 @@ class PayHook:
         """The admin API, or None when no admin token is configured (then /admin is 404)."""
         if self.settings.admin_token is None:
             return None
-        from payhook.asgi._admin import create_admin_app
+        from payhook.asgi import create_admin_app
 
         app: ASGIApp = create_admin_app(
             self.operations, token=self.settings.admin_token.get_secret_value()

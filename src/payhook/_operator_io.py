@@ -24,8 +24,7 @@ from payhook.errors import (
     SubscriptionManagedByConfigError,
     SubscriptionNotFoundError,
 )
-from payhook.storage._operator_views import decode_cursor
-from payhook.storage._subscription_model import Subscription
+from payhook.storage import Subscription, decode_cursor
 
 __all__ = [
     "AGE_PATTERN",

@@ -23,7 +23,7 @@ from payhook.errors import (
     WeakSecretError,
 )
 from payhook.events import validate_filter
-from payhook.signing._standard import parse_secret
+from payhook.signing import parse_secret
 
 __all__ = [
     "MAX_URL_LENGTH",

@@ -35,18 +35,24 @@ from payhook._operator_io import (
 )
 from payhook.errors import InvalidRequestError
 from payhook.events import validate_filter
-from payhook.storage import Store, _operator as reads, _requeue as writes, _subscriptions as subs
-from payhook.storage._operator import MAX_LIMIT, connection_problem
-from payhook.storage._operator_views import (
+from payhook.storage import (
+    DEFAULT_GRACE_S,
+    MAX_LIMIT,
     AttemptView,
     DeliveryGauges,
     DeliveryView,
     EventView,
     Page,
     Recovery,
+    Store,
+    Subscription,
+    SubscriptionSpec,
+    UpsertResult,
+    connection_problem,
+    queries as reads,
+    requeue as writes,
+    subscriptions as subs,
 )
-from payhook.storage._subscription_model import Subscription, SubscriptionSpec, UpsertResult
-from payhook.storage._subscriptions import DEFAULT_GRACE_S
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine

@@ -19,9 +19,9 @@ from starlette.types import Receive, Scope, Send
 
 from payhook._clock import Clock
 from payhook._metrics import Metrics
+from payhook._stores import CallbackStore, IntakeRecord
 from payhook.errors import DecryptionError, RefusedError, StorageError, VerificationError
 from payhook.providers import Outcome, Provider, RawNotification, Reply
-from payhook.storage import IntakeRecord, Store
 
 __all__ = ["InboundEndpoint"]
 
@@ -62,7 +62,7 @@ class InboundEndpoint:
         self,
         *,
         providers: Mapping[str, Provider],
-        store: Store,
+        store: CallbackStore,
         clock: Clock,
         metrics: Metrics,
         max_body_bytes: int,

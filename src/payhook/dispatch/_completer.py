@@ -9,8 +9,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook._clock import Clock
-from payhook.storage._outbox import Completion, complete
-from payhook.storage._txn import is_transient
+from payhook.storage import Completion, complete, is_transient
 
 __all__ = ["Completer", "Health"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from datetime import datetime, timedelta
 
-from payhook.storage._outbox import ClaimedDelivery
+from payhook.storage import ClaimedDelivery
 
 __all__ = ["Lanes"]
 

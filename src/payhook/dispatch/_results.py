@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 from payhook._types import DeliveryStatus
 from payhook.dispatch._policy import RetryPolicy
-from payhook.dispatch.sinks._base import Outcome
+from payhook.dispatch.sinks import Outcome
 from payhook.events import to_rfc3339
-from payhook.storage._outbox import ClaimedDelivery, Completion
+from payhook.storage import ClaimedDelivery, Completion
 
 __all__ = ["build_completion"]
 

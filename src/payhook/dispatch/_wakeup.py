@@ -18,7 +18,7 @@ import asyncpg
 from sqlalchemy.engine import URL
 
 from payhook._clock import Clock
-from payhook.storage._signal import OutboxSignal
+from payhook.storage import OutboxSignal
 
 __all__ = ["PgListener", "asyncpg_dsn"]
 

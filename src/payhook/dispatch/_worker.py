@@ -23,8 +23,14 @@ from payhook.dispatch._results import build_completion
 from payhook.dispatch._wakeup import PgListener, asyncpg_dsn
 from payhook.dispatch.sinks import SINKS, Handler, Sink, SinkContext, SinkFactory
 from payhook.errors import ConfigurationError
-from payhook.storage._outbox import ClaimedDelivery, Completion, claim_due, next_due_at, release
-from payhook.storage._signal import OutboxSignal
+from payhook.storage import (
+    ClaimedDelivery,
+    Completion,
+    OutboxSignal,
+    claim_due,
+    next_due_at,
+    release,
+)
 
 if TYPE_CHECKING:
     from payhook._metrics import Metrics

@@ -30,7 +30,7 @@ from payhook.errors import (
     SubscriptionNotFoundError,
 )
 from payhook.events import new_id
-from payhook.signing._standard import generate_secret
+from payhook.signing import generate_secret
 from payhook.storage._subscription_model import (
     REASON_CONFIG,
     REASON_REMOVED,

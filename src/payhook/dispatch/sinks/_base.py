@@ -16,7 +16,7 @@ from payhook._clock import Clock
 from payhook.events import Handler
 
 if TYPE_CHECKING:
-    from payhook.storage._outbox import ClaimedDelivery
+    from payhook.storage import ClaimedDelivery
 
 __all__ = [
     "ERROR_TEXT_CHARS",

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from payhook.errors import ConfigurationError, PayhookError
 from payhook.events import parse_rfc3339
-from payhook.signing._standard import parse_secret, sign
+from payhook.signing import parse_secret, sign
 
 __all__ = ["SecretKeys", "webhook_headers"]
 

@@ -17,7 +17,7 @@ from payhook.dispatch.sinks._base import (
     elapsed_ms,
 )
 from payhook.events import Event, Handler
-from payhook.storage._outbox import ClaimedDelivery
+from payhook.storage import ClaimedDelivery
 
 __all__ = ["Handler", "HandlerSink", "classify_handler_error"]
 

@@ -27,7 +27,7 @@ from payhook.dispatch.sinks._base import (
     elapsed_ms,
 )
 from payhook.dispatch.sinks._signing import SecretKeys, webhook_headers
-from payhook.storage._outbox import ClaimedDelivery
+from payhook.storage import ClaimedDelivery
 
 __all__ = [
     "RESPONSE_EXCERPT_BYTES",

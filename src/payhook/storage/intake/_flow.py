@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from payhook._stores import IntakeRecord, IntakeResult
 from payhook._types import NotificationVerdict
 from payhook.errors import StorageUnavailableError
 from payhook.events import EventDraft, EventType, filter_matches, new_id, render_event
@@ -43,35 +44,6 @@ from payhook.storage.intake._steps import (
 )
 
 __all__ = ["Intake", "IntakeFlow", "IntakeRecord", "IntakeResult", "intake_flow", "refund_share"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IntakeRecord:
-    """Everything the intake transaction writes for one callback."""
-
-    channel: str
-    received_at: datetime
-    headers: dict[str, str]
-    body: bytes
-    notification_id: str | None
-    drafts: tuple[EventDraft, ...]
-    verdict: str = NotificationVerdict.ACCEPTED  # ACCEPTED or REFUSED
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IntakeResult:
-    """What the intake transaction did."""
-
-    event_ids: tuple[str, ...]
-    new_event_ids: tuple[str, ...]
-    new_event_types: tuple[str, ...]
-    deliveries: int
-
-    @property
-    def is_duplicate(self) -> bool:
-        """True when every event already existed (the callback was seen before)."""
-        return bool(self.event_ids) and not self.new_event_ids
 
 
 class Intake(Protocol):
