@@ -191,11 +191,10 @@ def upgrade(config: str | None) -> None:
     applied = asyncio.run(run())
     for revision, description in applied:
         click.echo(f"applied {revision}: {description}")
-    click.echo(
-        f"database is up to date ({len(applied)} migrations applied)"
-        if applied
-        else "database is up to date (nothing to apply)"
-    )
+    if applied:
+        click.echo(f"database upgraded to {applied[-1][0]} ({len(applied)} migrations applied)")
+    else:
+        click.echo("database is up to date (nothing to apply)")
 
 
 # -- check-config -----------------------------------------------------------------------------
