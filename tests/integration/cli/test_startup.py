@@ -151,3 +151,28 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
         assert "BrokenPipe" not in stderr, stderr
         assert "Traceback" not in stderr, stderr
         assert "Exception ignored" not in stderr, stderr
+
+
+def test_host_logging_line_in_the_docs_prints_payhook_fields() -> None:
+    """docs/operations.md's line for hosts whose formatter prints only the message."""
+    import io
+    import logging
+    import re
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    section = docs.split("### Logging when payhook is embedded", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    root = logging.getLogger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    saved = root.handlers[:]
+    root.handlers[:] = [handler]
+    try:
+        exec(block.group(1), {"logging": logging})  # noqa: S102 - the documented line
+        logging.getLogger("payhook.dispatch").warning(
+            "delivery failed", extra={"event_id": "evt_1", "subscription": "orders"}
+        )
+    finally:
+        root.handlers[:] = saved
+    assert "delivery failed event_id=evt_1 subscription=orders" in stream.getvalue()
