@@ -176,3 +176,15 @@ def test_host_logging_line_in_the_docs_prints_payhook_fields() -> None:
     finally:
         root.handlers[:] = saved
     assert "delivery failed event_id=evt_1 subscription=orders" in stream.getvalue()
+
+
+def test_simulate_posts_to_payhook_url_and_says_how_to_move_it() -> None:
+    """``simulate`` posts to ``$PAYHOOK_URL`` (else serve's default address), and a server that
+    does not answer names both ways to point it elsewhere."""
+    samples = Path(__file__).resolve().parents[3] / "samples" / "payhook.toml"
+    port = free_port()
+    args = ("simulate", "alipay", "--config", str(samples), "--order", "1", "--amount", "1.00")
+    line = error_line(payhook(*args, env={"PAYHOOK_URL": f"http://127.0.0.1:{port}"}))
+    assert f"cannot reach http://127.0.0.1:{port}/notify/alipay" in line
+    assert "--url" in line
+    assert "PAYHOOK_URL" in line
