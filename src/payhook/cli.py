@@ -96,7 +96,8 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
         )
     )
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"payhook {__version__} listening on http://{shown}:{port}", err=True)
+    bound = sock.getsockname()[1]  # --port 0: the port the kernel chose
+    click.echo(f"payhook {__version__} listening on http://{shown}:{bound}", err=True)
     prepare_long_running_process()
     server.run(sockets=[sock])  # on uvloop when it is installed (uvicorn's loop="auto")
     if not server.started:
@@ -104,16 +105,13 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """The listening socket for ``host:port``, bound before anything else starts."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
-    family, kind, proto, _name, address = infos[0]
-    sock = socket.socket(family, kind, proto)
+    """The listening socket for ``host:port``, bound before anything else starts (as
+    uvicorn would bind it: IPv6 when the host has a colon)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(address)
+        sock.bind((host, port))
         sock.listen(2048)
     except OSError as exc:
         sock.close()
