@@ -2,11 +2,11 @@
 
 Run it (from the repository root)::
 
-    .venv/bin/python samples/shop/app.py --port 8000
-    curl -X POST localhost:8000/orders -d '{"id": "1001", "amount": "88.88"}'
+    .venv/bin/python samples/shop/app.py --port 8001
+    curl -X POST localhost:8001/orders -d '{"id": "1001", "amount": "88.88"}'
     .venv/bin/payhook simulate alipay --config samples/shop/payhook.toml \\
-        --order 1001 --amount 88.88 --url http://127.0.0.1:8000/payments/notify/alipay
-    curl localhost:8000/orders/1001
+        --order 1001 --amount 88.88 --url http://127.0.0.1:8001/payments/notify/alipay
+    curl localhost:8001/orders/1001
 
 The payment provider's callback URL is ``https://<shop>/payments/notify/<channel>``.
 """
@@ -203,7 +203,8 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="The payhook sample shop.")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    # 8001: `payhook serve` (the README's first command) holds 8000.
+    parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -3,7 +3,7 @@
 
 Run it::
 
-    WEBHOOK_SECRET=whsec_... .venv/bin/python samples/subscriber/app.py --port 9100
+    .venv/bin/python samples/subscriber/app.py        # http://127.0.0.1:9100 (or $SUBSCRIBER_PORT)
 
 payhook delivers at least once: after a timeout or a crash the same event (same
 ``webhook-id``) can arrive again, so the handler records ids it has processed.
@@ -95,10 +95,11 @@ async def receive(request: Request) -> Response:
         return JSONResponse({"error": "bad signature"}, status_code=401)
     webhook_id = headers["webhook-id"]
     inbox.record(webhook_id, verified=True)
+    order_id = event.get("data", {}).get("order_id")
     if inbox.process_once(webhook_id, event):
-        logger.info("handled %s %s", event["type"], webhook_id)
+        logger.info("verified delivery %s: %s order %s", webhook_id, event["type"], order_id)
     else:
-        logger.info("already handled %s", webhook_id)
+        logger.info("verified delivery %s again: already handled", webhook_id)
     # Any 2xx tells payhook the delivery succeeded; answer quickly.
     return Response(status_code=204)
 
@@ -127,7 +128,7 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="The payhook sample subscriber.")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SUBSCRIBER_PORT", 9100)))
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -17,9 +17,10 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from payhook.config import PayhookSettings, load_settings
+from payhook.config import PayhookSettings, config_path as _resolved_config_path, load_settings
 from payhook.errors import PayhookError, RequestError
 from payhook.operations import Operations, parse_time
+from payhook.storage._engine import probe
 
 __all__ = [
     "TimeParam",
@@ -27,6 +28,7 @@ __all__ = [
     "config_path",
     "fail",
     "load",
+    "probe_database",
     "run_operations",
     "user_errors",
 ]
@@ -50,12 +52,15 @@ def fail(message: str) -> NoReturn:
 
 
 def user_errors(fn: F) -> F:
-    """Turn payhook errors into one line on stderr and exit code 1."""
+    """Turn payhook errors into one line on stderr and exit code 1; a closed pipe on stdout
+    (``payhook check-config | head -1``) ends the command quietly."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:
+            raise  # click's main() ends quietly on EPIPE
         except PayhookError as exc:
             fail(exc.message)
         except OSError as exc:
@@ -76,9 +81,22 @@ def config_path(config: str | None) -> str | None:
     return None
 
 
-def load(config: str | None) -> PayhookSettings:
-    """The settings named by ``--config``, with logging configured from them."""
-    settings = load_settings(config_path(config))
+def load(config: str | None, *, require_file: bool = False) -> PayhookSettings:
+    """The settings named by ``--config``, with logging configured from them.
+
+    Args:
+        require_file: refuse to run on the built-in defaults when no file is found (the
+            long-running commands: a server without channels is never what was meant).
+    """
+    explicit = config_path(config)
+    if require_file:
+        path = _resolved_config_path(explicit)
+        if not path.is_file():
+            fail(
+                f"no configuration file at {path.resolve()}; pass one with --config FILE "
+                "or set PAYHOOK_CONFIG (e.g. --config samples/payhook.toml)"
+            )
+    settings = load_settings(explicit)
     from payhook._logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
@@ -94,10 +112,22 @@ def run_operations(settings: PayhookSettings, work: Callable[[Operations], Await
     """
 
     async def run() -> T:
+        await probe(settings.database_url)
         async with Operations.open(settings.database_url) as operations:
             return await work(operations)
 
     return asyncio.run(run())
+
+
+def probe_database(database_url: str) -> None:
+    """Connect once to ``database_url`` before a command starts anything else.
+
+    Raises:
+        ConfigurationError: the database or user does not exist.
+        StorageUnavailableError: the server cannot be reached (one line naming the URL with
+            its password masked, host:port and database).
+    """
+    asyncio.run(probe(database_url))
 
 
 class TimeParam(click.ParamType[datetime]):

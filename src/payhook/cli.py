@@ -7,6 +7,8 @@ Exit codes: 0 ok, 1 user or configuration error (one line on stderr, no tracebac
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -21,6 +23,7 @@ from payhook._cli_common import (
     config_path as _config_path,
     fail as _fail,
     load as _settings,
+    probe_database as _probe_database,
     user_errors,
 )
 from payhook._cli_ops import deliveries, events
@@ -30,7 +33,9 @@ from payhook._version import __version__
 from payhook.config import load_settings
 from payhook.providers import build_simulator, simulated_events
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_SERVE_URL", "main"]
+
+DEFAULT_SERVE_URL = "http://127.0.0.1:8000"  # `payhook serve` without --host/--port
 
 
 @click.group()
@@ -54,7 +59,7 @@ main.add_command(subscriptions)
 @main.command()
 @_config_option
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=int, envvar="PAYHOOK_PORT")
 @click.option("--no-dispatcher", is_flag=True, help="Receive only; run `payhook worker` elsewhere.")
 @click.option("--no-migrate", is_flag=True, help="Do not create/upgrade the schema on start.")
 @user_errors
@@ -65,7 +70,14 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
     from payhook._hook import PayHook
     from payhook._protocol import GuardedHttpToolsProtocol
 
-    settings = _settings(config)
+    settings = _settings(config, require_file=True)
+    # The port first: nothing starts (no migration, no dispatcher) when it is taken.
+    sock = _listen(host, port)
+    try:
+        _probe_database(settings.database_url)
+    except BaseException:
+        sock.close()
+        raise
     hook = PayHook(settings, run_dispatcher=not no_dispatcher, migrate=not no_migrate)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -83,11 +95,30 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
             timeout_graceful_shutdown=15,
         )
     )
-    click.echo(f"payhook {__version__} listening on http://{host}:{port}", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    bound = sock.getsockname()[1]  # --port 0: the port the kernel chose
+    click.echo(f"payhook {__version__} listening on http://{shown}:{bound}", err=True)
     prepare_long_running_process()
-    server.run()  # on uvloop when it is installed (uvicorn's loop="auto")
+    server.run(sockets=[sock])  # on uvloop when it is installed (uvicorn's loop="auto")
     if not server.started:
-        _fail(f"could not start the server on {host}:{port}")
+        _fail(f"could not start the server on {host}:{port} (see the log above)")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket for ``host:port``, bound before anything else starts (as
+    uvicorn would bind it: IPv6 when the host has a colon)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = " (another process holds it; pick another with --port)" if exc.errno == 98 else ""
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}")
+    sock.set_inheritable(True)
+    return sock
 
 
 @main.command()
@@ -97,7 +128,8 @@ def worker(config: str | None) -> None:
     """Run the outbound dispatcher alone (any number may share one PostgreSQL database)."""
     from payhook._hook import PayHook
 
-    settings = _settings(config)
+    settings = _settings(config, require_file=True)
+    _probe_database(settings.database_url)
     hook = PayHook(settings, run_dispatcher=False, migrate=False)
     prepare_long_running_process()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -142,16 +174,25 @@ def db() -> None:
 @user_errors
 def upgrade(config: str | None) -> None:
     """Apply schema migrations and exit."""
-    from payhook.operations import Operations
+    from payhook.storage import Store
 
     settings = _settings(config)
+    _probe_database(settings.database_url)
 
-    async def run() -> None:
-        async with Operations.open(settings.database_url, diagnose=False) as operations:
-            await operations.migrate()
+    async def run() -> list[tuple[str, str]]:
+        store = Store(settings.database_url)
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
 
-    asyncio.run(run())
-    click.echo("database is up to date")
+    applied = asyncio.run(run())
+    for revision, description in applied:
+        click.echo(f"applied {revision}: {description}")
+    if applied:
+        click.echo(f"database upgraded to {applied[-1][0]} ({len(applied)} migrations applied)")
+    else:
+        click.echo("database is up to date (nothing to apply)")
 
 
 # -- check-config -----------------------------------------------------------------------------
@@ -159,8 +200,13 @@ def upgrade(config: str | None) -> None:
 
 @main.command("check-config")
 @_config_option
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also open the database: reachable, schema version, pending migrations.",
+)
 @user_errors
-def check_config(config: str | None) -> None:
+def check_config(config: str | None, connect: bool) -> None:
     """Validate the configuration and print a summary without secrets."""
     from sqlalchemy.engine import make_url
 
@@ -183,7 +229,51 @@ def check_config(config: str | None) -> None:
             f"subscription {sub.name}: {sub.url} events={','.join(sub.events)} "
             f"secret=whsec_*** ({state})"
         )
-    click.echo("configuration OK")
+    if connect:
+        for line in asyncio.run(_database_report(settings.database_url)):
+            click.echo(line)
+        click.echo("configuration OK")
+    else:
+        click.echo("configuration OK (database not opened; --connect checks it)")
+
+
+async def _database_report(database_url: str) -> list[str]:
+    """What ``check-config --connect`` found in the database (its errors are the one line
+    every command prints for a database it cannot open)."""
+    from payhook.storage._engine import (
+        create_engine,
+        describe_database,
+        missing_sqlite_file,
+        probe,
+    )
+    from payhook.storage._migrate import current_revision, head_revision, pending_revisions
+
+    await probe(database_url)
+    where = describe_database(database_url)
+    if missing_sqlite_file(database_url):
+        pending = pending_revisions(None)
+        return [
+            f"database {where}: file does not exist yet "
+            f"({len(pending)} migrations pending; `payhook serve` or `payhook db upgrade` "
+            "creates it)"
+        ]
+    engine = create_engine(database_url)
+    try:
+        current = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    lines = [f"database {where}: reachable"]
+    pending = pending_revisions(current)
+    version = current or "none (no payhook tables)"
+    if not pending:
+        lines.append(f"schema: {version}, up to date")
+    else:
+        ids = ", ".join(rev for rev, _ in pending)
+        lines.append(
+            f"schema: {version}, {len(pending)} migrations pending "
+            f"({ids}; head {head_revision()}); run `payhook db upgrade`"
+        )
+    return lines
 
 
 # -- simulate ---------------------------------------------------------------------------------
@@ -216,7 +306,14 @@ class _SimulatedEvent(click.Choice[str]):
     show_default=True,
 )
 @click.option("--refund-amount", default=None, help="Refund amount in yuan (with --event refund).")
-@click.option("--url", default=None, help="Where to POST (default: the local server).")
+@click.option(
+    "--url",
+    default=None,
+    help=(
+        "Where to POST (default: $PAYHOOK_URL/notify/CHANNEL, "
+        f"else {DEFAULT_SERVE_URL}/notify/CHANNEL)."
+    ),
+)
 @user_errors
 def simulate(
     config: str | None,
@@ -247,7 +344,8 @@ def simulate(
         )
     except ValueError as exc:
         _fail(str(exc))
-    target = url or f"http://127.0.0.1:8000/notify/{channel}"
+    base = os.environ.get("PAYHOOK_URL") or DEFAULT_SERVE_URL
+    target = url or f"{base.rstrip('/')}/notify/{channel}"
     request = urllib.request.Request(  # noqa: S310 - the operator chooses the URL
         target, data=callback.body, headers=dict(callback.headers), method="POST"
     )
@@ -257,7 +355,11 @@ def simulate(
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()
     except urllib.error.URLError as exc:
-        _fail(f"cannot reach {target}: {exc.reason}")
+        reason = getattr(exc.reason, "strerror", None) or exc.reason
+        _fail(
+            f"cannot reach {target}: {reason} (is `payhook serve` running there? "
+            "point simulate elsewhere with --url URL or PAYHOOK_URL=http://HOST:PORT)"
+        )
     text = body.decode("utf-8", "replace")
     click.echo(f"HTTP {status}")
     if text:

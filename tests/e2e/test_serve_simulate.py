@@ -53,7 +53,7 @@ def config(tmp_path: Path, database_url: str, subscriber: tuple[Subscriber, str]
     shutil.copytree(ROOT / "samples" / "keys", tmp_path / "keys")
     text = (ROOT / "samples" / "payhook.toml").read_text()
     text = re.sub(r"^database_url = .*$", f'database_url = "{database_url}"', text, flags=re.M)
-    text = text.replace("http://127.0.0.1:9000/webhooks/payments", subscriber[1])
+    text = text.replace("http://127.0.0.1:9100/webhooks/payments", subscriber[1])
     text = text.replace('events = ["payment.order.paid", "payment.refund.*"]', 'events = ["*"]')
     path = tmp_path / "payhook.toml"
     path.write_text(text)

@@ -71,13 +71,14 @@ class Store:
             self._engine = create_engine(self.database_url)
         return self._engine
 
-    async def migrate(self) -> None:
-        """Create or upgrade payhook's tables."""
+    async def migrate(self) -> list[tuple[str, str]]:
+        """Create or upgrade payhook's tables; ``(revision id, description)`` of each
+        migration applied, oldest first."""
         if self.is_sqlite:
             database = make_url(self.database_url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        await upgrade(self.engine)
+        return await upgrade(self.engine)
 
     async def start(self) -> None:
         """Open what the intake path needs: on SQLite the writer thread; on PostgreSQL

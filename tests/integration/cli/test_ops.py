@@ -330,5 +330,6 @@ def test_database_problems_are_one_line(tmp_path: Path) -> None:
     assert "payhook db upgrade" in one_line_error(payhook(empty, "deliveries", "list"))
     down = write_config(tmp_path, "postgresql+asyncpg://payhook:pw-778899@127.0.0.1:1/payhook")
     line = one_line_error(payhook(down, "subscriptions", "list"))
-    assert "unavailable" in line
+    assert "cannot connect to the database" in line
+    assert "127.0.0.1:1" in line
     assert "pw-778899" not in line
