@@ -19,8 +19,7 @@ import click
 
 from payhook.config import PayhookSettings, config_path as _resolved_config_path, load_settings
 from payhook.errors import PayhookError, RequestError
-from payhook.operations import Operations, parse_time
-from payhook.storage._engine import probe
+from payhook.operations import Operations, parse_time, probe_database as probe
 
 __all__ = [
     "TimeParam",

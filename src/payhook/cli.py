@@ -174,19 +174,11 @@ def db() -> None:
 @user_errors
 def upgrade(config: str | None) -> None:
     """Apply schema migrations and exit."""
-    from payhook.storage import Store
+    from payhook.operations import upgrade_database
 
     settings = _settings(config)
     _probe_database(settings.database_url)
-
-    async def run() -> list[tuple[str, str]]:
-        store = Store(settings.database_url)
-        try:
-            return await store.migrate()
-        finally:
-            await store.close()
-
-    applied = asyncio.run(run())
+    applied = asyncio.run(upgrade_database(settings.database_url))
     for revision, description in applied:
         click.echo(f"applied {revision}: {description}")
     if applied:
@@ -230,50 +222,13 @@ def check_config(config: str | None, connect: bool) -> None:
             f"secret=whsec_*** ({state})"
         )
     if connect:
-        for line in asyncio.run(_database_report(settings.database_url)):
+        from payhook.operations import database_report
+
+        for line in asyncio.run(database_report(settings.database_url)):
             click.echo(line)
         click.echo("configuration OK")
     else:
         click.echo("configuration OK (database not opened; --connect checks it)")
-
-
-async def _database_report(database_url: str) -> list[str]:
-    """What ``check-config --connect`` found in the database (its errors are the one line
-    every command prints for a database it cannot open)."""
-    from payhook.storage._engine import (
-        create_engine,
-        describe_database,
-        missing_sqlite_file,
-        probe,
-    )
-    from payhook.storage._migrate import current_revision, head_revision, pending_revisions
-
-    await probe(database_url)
-    where = describe_database(database_url)
-    if missing_sqlite_file(database_url):
-        pending = pending_revisions(None)
-        return [
-            f"database {where}: file does not exist yet "
-            f"({len(pending)} migrations pending; `payhook serve` or `payhook db upgrade` "
-            "creates it)"
-        ]
-    engine = create_engine(database_url)
-    try:
-        current = await current_revision(engine)
-    finally:
-        await engine.dispose()
-    lines = [f"database {where}: reachable"]
-    pending = pending_revisions(current)
-    version = current or "none (no payhook tables)"
-    if not pending:
-        lines.append(f"schema: {version}, up to date")
-    else:
-        ids = ", ".join(rev for rev, _ in pending)
-        lines.append(
-            f"schema: {version}, {len(pending)} migrations pending "
-            f"({ids}; head {head_revision()}); run `payhook db upgrade`"
-        )
-    return lines
 
 
 # -- simulate ---------------------------------------------------------------------------------

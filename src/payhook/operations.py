@@ -49,6 +49,13 @@ from payhook.storage import (
     SubscriptionSpec,
     UpsertResult,
     connection_problem,
+    create_engine,
+    current_revision,
+    describe_database,
+    head_revision,
+    missing_sqlite_file,
+    pending_revisions,
+    probe,
     queries as reads,
     requeue as writes,
     subscriptions as subs,
@@ -74,10 +81,13 @@ __all__ = [
     "Subscription",
     "SubscriptionSpec",
     "check_editable",
+    "database_report",
     "parse_cursor",
     "parse_status",
     "parse_time",
+    "probe_database",
     "subscription_json",
+    "upgrade_database",
 ]
 
 RECOVERY_BATCH = 200  # deliveries re-queued per transaction (and per progress report)
@@ -422,3 +432,63 @@ class Operations:
         for name, patterns in handlers.items():
             await subs.ensure_handler_subscription(self._engine, name, patterns, clock=clock)
         return result
+
+
+# -- the database itself (no Operations needed: `db upgrade`, `check-config --connect`) ---------
+
+
+async def probe_database(database_url: str) -> None:
+    """Connect once to ``database_url`` (never creating a SQLite file).
+
+    Raises:
+        ConfigurationError: the database or user does not exist.
+        StorageUnavailableError: the server cannot be reached (one line naming the URL with
+            its password masked, host:port and database).
+    """
+    await probe(database_url)
+
+
+async def upgrade_database(database_url: str) -> list[tuple[str, str]]:
+    """Apply the pending migrations; returns ``(revision, description)`` of each one applied."""
+    store = Store(database_url)
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
+
+
+async def database_report(database_url: str) -> list[str]:
+    """What ``check-config --connect`` found in the database, as lines to print.
+
+    Raises:
+        ConfigurationError: the database or user does not exist.
+        StorageUnavailableError: the server cannot be reached (the one line every command
+            prints for a database it cannot open).
+    """
+
+    await probe(database_url)
+    where = describe_database(database_url)
+    if missing_sqlite_file(database_url):
+        pending = pending_revisions(None)
+        return [
+            f"database {where}: file does not exist yet "
+            f"({len(pending)} migrations pending; `payhook serve` or `payhook db upgrade` "
+            "creates it)"
+        ]
+    engine = create_engine(database_url)
+    try:
+        current = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    lines = [f"database {where}: reachable"]
+    pending = pending_revisions(current)
+    version = current or "none (no payhook tables)"
+    if not pending:
+        lines.append(f"schema: {version}, up to date")
+    else:
+        ids = ", ".join(rev for rev, _ in pending)
+        lines.append(
+            f"schema: {version}, {len(pending)} migrations pending "
+            f"({ids}; head {head_revision()}); run `payhook db upgrade`"
+        )
+    return lines

@@ -13,6 +13,8 @@ from payhook.storage import (
     _subscriptions as subscriptions,
 )
 from payhook.storage._certificates import PlatformCertificateTable
+from payhook.storage._engine import create_engine, describe_database, missing_sqlite_file, probe
+from payhook.storage._migrate import current_revision, head_revision, pending_revisions
 from payhook.storage._operator import MAX_LIMIT, connection_problem
 from payhook.storage._operator_views import (
     AttemptView,
@@ -60,9 +62,16 @@ __all__ = [
     "claim_due",
     "complete",
     "connection_problem",
+    "create_engine",
+    "current_revision",
     "decode_cursor",
+    "describe_database",
+    "head_revision",
     "is_transient",
+    "missing_sqlite_file",
     "next_due_at",
+    "pending_revisions",
+    "probe",
     "queries",
     "release",
     "requeue",
