@@ -203,5 +203,5 @@ def test_channel_settings_keys() -> None:
     assert "sign_types RSA2/RSA" in both.summary()
     assert "1 sub-merchant(s)" in both.summary()
     for bad in ({"sign_types": []}, {"sign_types": ["MD5"]}, {"sub_merchant_ids": []}):
-        with pytest.raises(ValueError, match="sign_types|sub_merchant_ids"):
+        with pytest.raises(ValueError, match=r"sign_types|sub_merchant_ids"):
             AlipayChannel.model_validate({**base, **bad})

@@ -192,5 +192,5 @@ def test_channel_settings_keys() -> None:
     assert "sign_type HMAC-SHA256" in hmac_channel.summary()
     assert "1 sub-merchant(s)" in hmac_channel.summary()
     for bad in ({"sign_type": "SHA1"}, {"sub_merchant_ids": []}, {"sign_types": ["MD5"]}):
-        with pytest.raises(ValueError, match="sign_type|sub_merchant_ids"):
+        with pytest.raises(ValueError, match=r"sign_type|sub_merchant_ids"):
             WechatPayV2Channel.model_validate({**base, **bad})

@@ -27,6 +27,7 @@ from payhook.events import (
     parse_beijing,
 )
 from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
+from payhook.providers.alipay._fields import check_identifiers
 from payhook.providers.alipay._form import (
     SIGN_TYPES,
     AlipayForm,
@@ -34,7 +35,6 @@ from payhook.providers.alipay._form import (
     parse_form,
     string_to_sign,
 )
-from payhook.providers.alipay._fields import check_identifiers
 from payhook.signing import rsa_verify
 
 __all__ = ["PROVIDER", "AlipayProvider"]
