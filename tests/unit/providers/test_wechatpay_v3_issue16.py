@@ -10,7 +10,7 @@ import pytest
 
 from payhook.errors import NotificationError
 from payhook.events import EventType, render_event
-from payhook.providers.wechatpay_v3 import WechatPayV3Provider
+from payhook.providers.wechatpay_v3 import WechatPayV3Provider, WechatPayV3Simulator
 from payhook.providers.wechatpay_v3._settings import WechatPayV3Channel
 from tests.unit.providers._wechat_v3_support import (
     API_V3_KEY,
@@ -23,6 +23,7 @@ from tests.unit.providers._wechat_v3_support import (
     raw,
     sign_headers,
     vectors,
+    wechat_private_key,
 )
 
 TX = vectors()["synthetic"]["wechat_v3_transaction_success"]
@@ -243,3 +244,42 @@ def test_channel_settings_key() -> None:
     assert "2 sub-merchant(s)" in channel.summary()
     with pytest.raises(ValueError, match="sub_merchant_ids"):
         WechatPayV3Channel.model_validate({**base, "sub_merchant_ids": []})
+
+
+def _simulator(app_id: str | None = APP_ID) -> WechatPayV3Simulator:
+    return WechatPayV3Simulator(
+        mch_id=MCH_ID,
+        app_id=app_id,
+        api_v3_key=API_V3_KEY,
+        private_key=wechat_private_key(),
+        serial=PUB_KEY_ID,
+    )
+
+
+@pytest.mark.parametrize("app_id", [APP_ID, None], ids=["with_appid", "without_appid"])
+def test_simulated_combined_order_is_two_paid_sub_orders(app_id: str | None) -> None:
+    """payhook simulate --event combined builds a 合单 callback of two sub-orders."""
+    callback = _simulator(app_id).build(
+        order_id="C-1", amount=301, event="combined", refund_amount=None, now=CLOCK.now()
+    )
+    parsed = provider(CLOCK, app_id=app_id).verify(
+        raw(dict(callback.headers), callback.body, CLOCK)
+    )
+    assert parsed.order_id == "C-1"
+    assert [(d.order_id, d.amount, d.combine_order_id) for d in parsed.events] == [
+        ("C-1-1", 150, "C-1"),
+        ("C-1-2", 151, "C-1"),
+    ]
+    again = _simulator(app_id).build(
+        order_id="C-1", amount=301, event="combined", refund_amount=None, now=CLOCK.now()
+    )
+    second = provider(CLOCK, app_id=app_id).verify(raw(dict(again.headers), again.body, CLOCK))
+    assert [d.key for d in second.events] == [d.key for d in parsed.events]
+
+
+def test_simulated_combined_order_needs_two_fen() -> None:
+    """Two sub-orders need at least one fen each."""
+    with pytest.raises(ValueError, match="at least 2 fen"):
+        _simulator().build(
+            order_id="C", amount=1, event="combined", refund_amount=None, now=CLOCK.now()
+        )

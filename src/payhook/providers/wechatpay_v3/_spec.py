@@ -122,4 +122,5 @@ SPEC: ProviderSpec[WechatPayV3Channel] = ProviderSpec(
     build=_build,
     simulator=_simulator,
     check=_check,
+    simulated_events=("paid", "refund", "combined"),  # v3 sends nothing for a closed order
 )
