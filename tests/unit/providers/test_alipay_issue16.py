@@ -11,6 +11,7 @@ import pytest
 from payhook.errors import NotificationError, SignatureError
 from payhook.providers import RawNotification
 from payhook.providers.alipay import AlipayChannel, AlipayProvider, sign_notification
+from payhook.providers.alipay._fields import check_identifiers
 from payhook.providers.alipay._form import parse_form, string_to_sign
 from payhook.signing import load_rsa_private_key, load_rsa_public_key
 
@@ -205,3 +206,49 @@ def test_channel_settings_keys() -> None:
     for bad in ({"sign_types": []}, {"sign_types": ["MD5"]}, {"sub_merchant_ids": []}):
         with pytest.raises(ValueError, match=r"sign_types|sub_merchant_ids"):
             AlipayChannel.model_validate({**base, **bad})
+
+
+# (field, longest accepted value, one character too long) for every checked identifier.
+LIMITS = [
+    ("out_trade_no", "A_-" * 21 + "z", 64),
+    ("out_biz_no", "R_-" * 21 + "z", 64),
+    ("trade_no", "9" * 64, 64),
+    ("app_id", "2" * 32, 32),
+    ("auth_app_id", "2" * 32, 32),
+    ("seller_id", "8" * 28, 28),
+    ("buyer_id", "8" * 28, 28),
+    ("buyer_open_id", "o_-" * 42 + "zz", 128),
+    ("notify_id", "n" * 128, 128),
+    ("trade_status", "T_" * 32, 64),
+    ("notify_type", "t_" * 32, 64),
+]
+
+
+@pytest.mark.parametrize(("name", "longest", "limit"), LIMITS, ids=[case[0] for case in LIMITS])
+def test_identifier_limits_and_anchors(name: str, longest: str, limit: int) -> None:
+    """Each identifier accepts its documented longest value and refuses one more character,
+    a character outside its set after a valid prefix, and a trailing newline."""
+    assert len(longest) == limit
+    check_identifiers({name: longest})
+    check_identifiers({name: ""})  # empty values are left to the mapping
+    for bad in (longest + longest[-1], longest[:5] + "&x=1", longest[:5] + "\n", "%26"):
+        with pytest.raises(NotificationError, match=name) as caught:
+            check_identifiers({name: bad})
+        assert caught.value.reason == "malformed_field"
+
+
+def test_identifier_character_classes() -> None:
+    """Digits-and-letters fields refuse "_" and "-"; word fields refuse digits."""
+    for name in ("trade_no", "app_id", "auth_app_id", "seller_id", "buyer_id", "notify_id"):
+        for bad in ("12_3", "12-3"):
+            with pytest.raises(NotificationError, match=name):
+                check_identifiers({name: bad})
+        check_identifiers({name: "aZ09"})
+    for name in ("trade_status", "notify_type"):
+        with pytest.raises(NotificationError, match=name):
+            check_identifiers({name: "TRADE1"})
+        check_identifiers({name: "Trade_Success"})
+    for name in ("out_trade_no", "out_biz_no", "buyer_open_id"):
+        check_identifiers({name: "aZ09_-"})
+        with pytest.raises(NotificationError, match=name):
+            check_identifiers({name: "a.b"})
