@@ -230,6 +230,7 @@ def test_identifier_limits_and_anchors(name: str, longest: str, limit: int) -> N
     a character outside its set after a valid prefix, and a trailing newline."""
     assert len(longest) == limit
     check_identifiers({name: longest})
+    check_identifiers({name: longest[0]})  # one character is enough
     check_identifiers({name: ""})  # empty values are left to the mapping
     for bad in (longest + longest[-1], longest[:5] + "&x=1", longest[:5] + "\n", "%26"):
         with pytest.raises(NotificationError, match=name) as caught:
