@@ -29,6 +29,11 @@ class EventDraft:
     recorded for the trade. ``refund_scope`` is then the prefix that begins the key of every
     refund event of that trade (and no other key), so the store can find them by a range of
     the unique key index.
+
+    ``sub_merchant_id`` is the partner-mode sub-merchant (WeChat Pay ``sub_mchid``, Alipay
+    ``auth_app_id`` when it differs from ``app_id``), ``combine_order_id`` the WeChat Pay
+    combined order (合单) a sub-order belongs to, and ``source`` where payhook learnt the
+    fact (``"callback"``, ``"query"`` or ``"bill"``, contract §9).
     """
 
     type: EventType
@@ -45,6 +50,9 @@ class EventDraft:
     refund_amount: int | None = None
     refunded_total: int | None = None
     status: str | None = None
+    sub_merchant_id: str | None = None
+    combine_order_id: str | None = None
+    source: str = "callback"
     provider_event_type: str | None = None
     refund_scope: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -66,6 +74,9 @@ def render_event(draft: EventDraft, *, event_id: str, channel: str, created_at: 
         "refund_amount": draft.refund_amount,
         "refunded_total": draft.refunded_total,
         "status": draft.status,
+        "sub_merchant_id": draft.sub_merchant_id,
+        "combine_order_id": draft.combine_order_id,
+        "source": draft.source,
     }
     if draft.provider_event_type is not None:
         data["provider_event_type"] = draft.provider_event_type
@@ -102,6 +113,9 @@ class EventData(BaseModel):
     refund_amount: int | None = None
     refunded_total: int | None = None
     status: str | None = None
+    sub_merchant_id: str | None = None
+    combine_order_id: str | None = None
+    source: str = "callback"
     raw: dict[str, Any] = {}
 
 

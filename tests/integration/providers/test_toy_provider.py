@@ -124,8 +124,8 @@ def test_simulate_and_check_config_know_the_toy(
     config = write_config(tmp_path, database_url)
     runner = CliRunner()
     help_text = runner.invoke(main, ["simulate", "--help"]).output
-    assert "[paid|closed|refund|voided]" in help_text
-    assert simulated_events() == ("paid", "closed", "refund", "voided")
+    assert "[paid|closed|refund|combined|voided]" in help_text
+    assert simulated_events() == ("paid", "closed", "refund", "combined", "voided")
     checked = runner.invoke(main, ["check-config", "--config", str(config)])
     assert checked.exit_code == 0, checked.output
     assert "channel toy-shop: toy, merchant m-1" in checked.output

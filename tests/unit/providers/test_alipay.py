@@ -34,7 +34,8 @@ SELLER = "2088721003236442"
 NOW = datetime(2024, 5, 20, 5, 14, 6, tzinfo=UTC)
 
 
-def _provider(key: object = GOPAY_KEY, **kwargs: str | None) -> AlipayProvider:
+def _provider(key: object = GOPAY_KEY, **kwargs: object) -> AlipayProvider:
+    kwargs.setdefault("sign_types", ("RSA2", "RSA"))
     return AlipayProvider(channel="alipay", app_id=APP_ID, public_key=key, **kwargs)  # type: ignore[arg-type]
 
 

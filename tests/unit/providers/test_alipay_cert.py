@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from payhook.errors import ConfigurationError
 from payhook.providers.alipay import alipay_cert_sn, alipay_root_cert_sn, load_alipay_cert_mode
+from payhook.providers.alipay._cert import check_alipay_cert_chain
 from payhook.signing import rsa_verify
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "alipay"
@@ -146,12 +147,12 @@ def test_unusable_root_bundles_are_configuration_errors(bundle: bytes, message: 
 
 def test_load_cert_mode_uses_the_first_certificate() -> None:
     """The key and SN come from the leaf (first) certificate; the root SN from the bundle."""
-    public_cert = (VECTORS / "gopay" / "alipayPublicCert.crt").read_bytes()
+    public_cert = (VECTORS / "gopay" / "alipayCertPublicKey_RSA2_2019.crt").read_bytes()
     key, cert_sn, root_sn = load_alipay_cert_mode(public_cert, ROOT)
     leaf, intermediate = x509.load_pem_x509_certificates(public_cert)
     assert key.public_numbers() == leaf.public_key().public_numbers()  # type: ignore[union-attr]
     assert key.public_numbers() != intermediate.public_key().public_numbers()  # type: ignore[union-attr]
-    assert cert_sn == SN_CURRENT["alipay_cert_sn"]
+    assert cert_sn == SN_2019["alipay_cert_sn_of_alipayCertPublicKey_RSA2_crt"]
     assert root_sn == SN_CURRENT["alipay_root_cert_sn"]
 
 
@@ -169,6 +170,7 @@ BAD_PUBLIC_CERTS = [
     ("first_unparsable", UNPARSABLE + _pem(RSA_A), ROOT, "cannot be parsed"),
     ("ec_leaf", _pem(EC_ROOT), ROOT, "does not hold an RSA key"),
     ("root_without_rsa", _pem(RSA_A), _pem(EC_ROOT), "holds no RSA certificate"),
+    ("not_chained", _pem(RSA_A), ROOT, "alipay_public_cert does not chain to .*alipay_root_cert"),
 ]
 
 
@@ -181,3 +183,84 @@ def test_load_cert_mode_refusals(public_cert: bytes, root: bytes, message: str) 
     """Unusable certificate-mode files are ConfigurationErrors, never crashes."""
     with pytest.raises(ConfigurationError, match=message):
         load_alipay_cert_mode(public_cert, root)
+
+
+def _issued(
+    key: rsa.RSAPrivateKey, cn: str, issuer: x509.Certificate, issuer_key: rsa.RSAPrivateKey
+) -> x509.Certificate:
+    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=1))
+        .sign(issuer_key, hashes.SHA256())
+    )
+
+
+LEAF_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+MIDDLE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+MIDDLE = _issued(MIDDLE_KEY, "intermediate", RSA_A, RSA_KEY)
+LEAF = _issued(LEAF_KEY, "alipay leaf", MIDDLE, MIDDLE_KEY)
+# Same issuer name as MIDDLE, signed by another key: a forged intermediate.
+FORGED_MIDDLE = _issued(MIDDLE_KEY, "intermediate", RSA_A, MIDDLE_KEY)
+
+
+def test_real_alipay_certificate_chains_to_the_real_root() -> None:
+    """The 2019 production certificate chains through its intermediate to the root bundle."""
+    public_cert = (VECTORS / "gopay" / "alipayCertPublicKey_RSA2_2019.crt").read_bytes()
+    check_alipay_cert_chain(public_cert, ROOT)
+
+
+def test_sandbox_certificate_with_production_root_is_refused() -> None:
+    """Issue 16 item 9: a public certificate not issued under the configured root is refused
+    at load, with an error naming both keys (gopay's sandbox certificate, production root)."""
+    public_cert = (VECTORS / "gopay" / "alipayPublicCert.crt").read_bytes()
+    with pytest.raises(ConfigurationError, match="alipay_public_cert does not chain"):
+        load_alipay_cert_mode(public_cert, ROOT)
+
+
+@pytest.mark.parametrize(
+    ("public_cert", "root"),
+    [
+        (_pem(LEAF) + _pem(MIDDLE), _pem(RSA_A)),
+        (_pem(LEAF) + _pem(MIDDLE), _pem(EC_ROOT) + UNPARSABLE + _pem(RSA_A)),
+        (_pem(MIDDLE), _pem(RSA_A)),
+        (_pem(LEAF), _pem(MIDDLE)),
+    ],
+    ids=["leaf_intermediate_root", "root_among_others", "issued_by_root", "root_is_issuer"],
+)
+def test_generated_chains_are_accepted(public_cert: bytes, root: bytes) -> None:
+    """A leaf signed by an intermediate (in the public file) signed by a root is accepted."""
+    check_alipay_cert_chain(public_cert, root)
+    key, _, _ = load_alipay_cert_mode(public_cert, root)
+    assert (
+        key.public_numbers()
+        == x509.load_pem_x509_certificates(public_cert)[0].public_key().public_numbers()
+    )  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("public_cert", "root"),
+    [
+        (_pem(LEAF), _pem(RSA_A)),
+        (_pem(LEAF) + _pem(FORGED_MIDDLE), _pem(RSA_A)),
+        (_pem(LEAF) + _pem(MIDDLE), _pem(RSA_B)),
+        (_pem(LEAF), _pem(LEAF)),
+        (UNPARSABLE, _pem(RSA_A)),
+    ],
+    ids=[
+        "missing_intermediate",
+        "forged_intermediate",
+        "other_root",
+        "leaf_as_its_own_root",
+        "unparsable",
+    ],
+)
+def test_broken_chains_are_configuration_errors(public_cert: bytes, root: bytes) -> None:
+    """No chain from the first certificate to the bundle is a ConfigurationError naming keys."""
+    with pytest.raises(ConfigurationError, match="alipay_public_cert"):
+        check_alipay_cert_chain(public_cert, root)

@@ -25,8 +25,13 @@ APP_ID = "2021000122672388"
 SELLER = "2088721003236442"
 NOW = datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC)
 
-PROVIDER = AlipayProvider(channel="alipay", app_id=APP_ID, public_key=PUBLIC, seller_id=SELLER)
-GOPAY_PROVIDER = AlipayProvider(channel="alipay", app_id=APP_ID, public_key=GOPAY_KEY)
+BOTH = ("RSA2", "RSA")
+PROVIDER = AlipayProvider(
+    channel="alipay", app_id=APP_ID, public_key=PUBLIC, seller_id=SELLER, sign_types=BOTH
+)
+GOPAY_PROVIDER = AlipayProvider(
+    channel="alipay", app_id=APP_ID, public_key=GOPAY_KEY, sign_types=BOTH
+)
 
 
 def _raw(body: bytes) -> RawNotification:
@@ -208,6 +213,7 @@ def test_sign_verify_round_trip_for_any_text(
         "trade_no": "T1",
         "out_trade_no": "O1",
         "total_amount": "0.01",
+        "gmt_payment": "2026-11-28 09:02:03",
         "subject": subject,
         "body": body_text,
         "sign_type": sign_type,

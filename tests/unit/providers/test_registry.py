@@ -30,7 +30,7 @@ def test_builtin_providers() -> None:
     assert provider_kinds()[:3] == ("alipay", "wechatpay_v3", "wechatpay_v2")
     assert [spec.kind for spec in BUILTIN] == ["alipay", "wechatpay_v3", "wechatpay_v2"]
     assert event_providers() == ("alipay", "wechatpay")
-    assert simulated_events() == ("paid", "closed", "refund")
+    assert simulated_events() == ("paid", "closed", "refund", "combined")
 
 
 @pytest.mark.parametrize("spec", BUILTIN, ids=lambda spec: spec.kind)

@@ -195,7 +195,10 @@ def test_simulated_payments_round_trip(order_id: str, amount: int, sign_type: st
     callback = simulator.build(
         order_id=order_id, amount=amount, event="paid", refund_amount=None, now=NOW
     )
-    (draft,) = PROVIDER.verify(_raw(callback.body)).events
+    provider = WechatPayV2Provider(
+        channel="c", mch_id=MCH_ID, app_id=APP_ID, api_key=API_KEY, sign_type=sign_type
+    )
+    (draft,) = provider.verify(_raw(callback.body)).events
     assert (draft.type, draft.order_id, draft.amount) == (EventType.ORDER_PAID, order_id, amount)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -27,6 +27,7 @@ from payhook.events import (
     parse_beijing,
 )
 from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
+from payhook.providers.alipay._fields import check_identifiers
 from payhook.providers.alipay._form import (
     SIGN_TYPES,
     AlipayForm,
@@ -71,6 +72,10 @@ class AlipayProvider:
         public_key: the key Alipay's signatures verify with.
         seller_id: when set, trade notifications for another seller are refused.
         alipay_cert_sn: certificate mode only: the SN of the configured Alipay certificate.
+        sign_types: the ``sign_type`` values accepted; RSA2 only unless the channel also
+            allows ``"RSA"`` (SHA1withRSA), contract §9.
+        sub_merchant_ids: when set, a notification whose ``auth_app_id`` names another
+            authorising app (partner mode) is refused as for another app.
     """
 
     kind = "alipay"
@@ -83,12 +88,16 @@ class AlipayProvider:
         public_key: RSAPublicKey,
         seller_id: str | None = None,
         alipay_cert_sn: str | None = None,
+        sign_types: Collection[str] = ("RSA2",),
+        sub_merchant_ids: Collection[str] | None = None,
     ) -> None:
         self.channel = channel
         self.app_id = app_id
         self.public_key = public_key
         self.seller_id = seller_id
         self.alipay_cert_sn = alipay_cert_sn
+        self.sign_types = frozenset(sign_types)
+        self.sub_merchant_ids = None if sub_merchant_ids is None else frozenset(sub_merchant_ids)
 
     def __repr__(self) -> str:
         return f"AlipayProvider(channel={self.channel!r}, app_id={self.app_id!r})"
@@ -98,10 +107,13 @@ class AlipayProvider:
 
         Raises:
             SignatureError: ``sign`` missing (``missing_sign``), not base64 (``bad_base64``),
-                unknown ``sign_type`` (``unknown_sign_type``) or not matching
+                unknown ``sign_type`` (``unknown_sign_type``), a ``sign_type`` the channel
+                does not accept (``sign_type_not_allowed``) or not matching
                 (``bad_signature``).
             NotificationError: the body is not an Alipay form, or an authentic notification
-                is for another app or seller, or carries an invalid amount or time.
+                is for another app, seller or sub-merchant, carries an identifier with
+                characters Alipay never uses (``malformed_field``), lacks a field the
+                mapping reads, or carries an invalid amount or time.
         """
         form = parse_form(raw.body)
         fields = decode_fields(form)
@@ -124,6 +136,11 @@ class AlipayProvider:
         digest = SIGN_TYPES.get(sign_type)
         if digest is None:
             raise SignatureError("sign_type is missing or unknown", reason="unknown_sign_type")
+        if sign_type not in self.sign_types:
+            raise SignatureError(
+                f"sign_type {sign_type} is not accepted on this channel",
+                reason="sign_type_not_allowed",
+            )
         try:
             signature = base64.b64decode(sign, validate=True)
         except (binascii.Error, ValueError):
@@ -142,9 +159,20 @@ class AlipayProvider:
         raise SignatureError("the signature does not match", reason="bad_signature")
 
     def _parse(self, fields: Mapping[str, str]) -> ParsedNotification:
+        check_identifiers(fields)
         app_id = _required(fields, "app_id")
         if app_id != self.app_id:
             raise NotificationError("app_id is not this channel's app", reason="wrong_app_id")
+        auth_app_id = fields.get("auth_app_id") or None
+        sub_merchant_id = auth_app_id if auth_app_id != app_id else None
+        if (
+            self.sub_merchant_ids is not None
+            and sub_merchant_id is not None
+            and sub_merchant_id not in self.sub_merchant_ids
+        ):
+            raise NotificationError(
+                "auth_app_id is not one of this channel's sub-merchants", reason="wrong_merchant"
+            )
         notify_id = _required(fields, "notify_id")
         notify_type = fields.get("notify_type")
         trade_status = fields.get("trade_status")
@@ -164,6 +192,8 @@ class AlipayProvider:
         else:
             kind = (trade_status if is_trade else notify_type or trade_status) or "unknown"
             events = (_received_event(fields, raw, app_id, notify_id, kind),)
+        if sub_merchant_id is not None:
+            events = tuple(replace(event, sub_merchant_id=sub_merchant_id) for event in events)
         return ParsedNotification(
             notification_id=notify_id, events=events, order_id=fields.get("out_trade_no")
         )
@@ -192,6 +222,12 @@ def _required(fields: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _present(fields: Mapping[str, str], name: str) -> None:
+    # A field folded into its neighbour (providers.md §1.9) is absent as its own field.
+    if name not in fields:
+        raise NotificationError(f"{name} is missing", reason="missing_field")
+
+
 def _time(fields: Mapping[str, str], name: str) -> datetime | None:
     value = fields.get(name)
     return parse_beijing(value, field=name) if value else None
@@ -205,6 +241,9 @@ def _trade_events(
     fields: Mapping[str, str], raw: Mapping[str, str], app_id: str, status: str, *, refund: bool
 ) -> tuple[EventDraft, ...]:
     trade_no = _required(fields, "trade_no")
+    if status in _PAID_STATUSES:
+        # Alipay sends gmt_payment with every paid trade; it may be empty, never absent.
+        _present(fields, "gmt_payment")
     prefix = f"{PROVIDER}:{app_id}:{trade_no}"
     # TRADE_SUCCESS and a later TRADE_FINISHED are one payment: one key for both.
     paid = EventDraft(

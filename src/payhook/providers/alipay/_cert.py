@@ -12,13 +12,19 @@ import hashlib
 import re
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from payhook.errors import ConfigurationError
 from payhook.signing import public_key_of_certificate
 
-__all__ = ["alipay_cert_sn", "alipay_root_cert_sn", "load_alipay_cert_mode"]
+__all__ = [
+    "alipay_cert_sn",
+    "alipay_root_cert_sn",
+    "check_alipay_cert_chain",
+    "load_alipay_cert_mode",
+]
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
@@ -141,6 +147,52 @@ def alipay_root_cert_sn(bundle_pem: bytes) -> str:
     return "_".join(sns)
 
 
+# A leaf, its intermediate and the root: Alipay's chains are three certificates long.
+_MAX_CHAIN = 4
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def check_alipay_cert_chain(public_cert_pem: bytes, root_cert_pem: bytes) -> None:
+    """Check that the first certificate of ``public_cert_pem`` chains to the root bundle.
+
+    Each link is checked by issuer name and signature (``verify_directly_issued_by``),
+    through the intermediates that follow the leaf in the public certificate file, up to
+    a certificate of the root bundle, as Alipay's SDKs do (``AntCertificationUtil
+    .verifyCertChain``). Validity dates are not checked here: a configuration is loaded
+    once, and an expired certificate still names the key Alipay signed with.
+
+    Raises:
+        ConfigurationError: no chain leads from the certificate to a root of the bundle;
+            the message names both keys.
+    """
+    public = [c for c in _pem_certificates(public_cert_pem, "alipay_public_cert") if c]
+    roots = [c for c in _pem_certificates(root_cert_pem, "alipay_root_cert") if c]
+    if not public:
+        raise ConfigurationError("alipay_public_cert cannot be parsed")
+    current = public[0]
+    intermediates = public[1:]
+    for _ in range(_MAX_CHAIN):
+        if any(_issued_by(current, root) for root in roots):
+            return
+        parent = next((c for c in intermediates if _issued_by(current, c)), None)
+        if parent is None:
+            break
+        intermediates.remove(parent)
+        current = parent
+    raise ConfigurationError(
+        "alipay_public_cert does not chain to a certificate of alipay_root_cert: "
+        "download both files again from the Alipay open platform, for the same environment "
+        "(production or sandbox)"
+    )
+
+
 def load_alipay_cert_mode(
     public_cert_pem: bytes, root_cert_pem: bytes
 ) -> tuple[RSAPublicKey, str, str]:
@@ -156,11 +208,14 @@ def load_alipay_cert_mode(
         certificate's SN (for ``AlipayProvider(alipay_cert_sn=...)``) and the root SN.
 
     Raises:
-        ConfigurationError: a file holds no usable certificate or the key is not RSA.
+        ConfigurationError: a file holds no usable certificate, the key is not RSA, or the
+            public certificate does not chain to the root bundle.
     """
     what = "the Alipay public certificate"
     first = _pem_certificates(public_cert_pem, what)[0]
     if first is None:
         raise ConfigurationError(f"{what} cannot be parsed")
     key = public_key_of_certificate(first, what=what)
-    return key, alipay_cert_sn(first), alipay_root_cert_sn(root_cert_pem)
+    root_sn = alipay_root_cert_sn(root_cert_pem)
+    check_alipay_cert_chain(public_cert_pem, root_cert_pem)
+    return key, alipay_cert_sn(first), root_sn

@@ -27,6 +27,10 @@ class AlipayChannel(ChannelSettings):
     alipay_public_cert: SecretStr | None = None
     alipay_root_cert: SecretStr | None = None
     seller_id: str | None = None
+    # contract §9: RSA2 only unless the channel also allows RSA (SHA1withRSA).
+    sign_types: tuple[Literal["RSA2", "RSA"], ...] = Field(default=("RSA2",), min_length=1)
+    # Partner mode: the auth_app_id values accepted besides the channel's own app_id.
+    sub_merchant_ids: tuple[str, ...] | None = Field(default=None, min_length=1)
     simulator_private_key: SecretStr | None = None
 
     @model_validator(mode="after")
@@ -46,5 +50,9 @@ class AlipayChannel(ChannelSettings):
         """App id, key mode, seller and whether a simulator key is set."""
         mode = "public-key mode" if self.alipay_public_key else "certificate mode"
         extra = f", seller_id {self.seller_id}" if self.seller_id else ""
+        if self.sign_types != ("RSA2",):
+            extra += f", sign_types {'/'.join(self.sign_types)}"
+        if self.sub_merchant_ids is not None:
+            extra += f", {len(self.sub_merchant_ids)} sub-merchant(s)"
         sim = ", simulator key set" if self.simulator_private_key else ""
         return f"app_id {self.app_id}, {mode}{extra}{sim}"

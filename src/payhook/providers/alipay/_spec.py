@@ -33,6 +33,8 @@ def _build(channel: AlipayChannel, _context: ProviderContext) -> ChannelRuntime:
         public_key=key,
         seller_id=channel.seller_id,
         alipay_cert_sn=cert_sn,
+        sign_types=channel.sign_types,
+        sub_merchant_ids=channel.sub_merchant_ids,
     )
     return ChannelRuntime(provider=provider)
 
@@ -46,7 +48,10 @@ def _simulator(channel: AlipayChannel) -> Simulator:
         channel.simulator_private_key.get_secret_value(), what="simulator_private_key"
     )
     return AlipaySimulator(
-        app_id=channel.app_id, private_key=private_key, seller_id=channel.seller_id
+        app_id=channel.app_id,
+        private_key=private_key,
+        seller_id=channel.seller_id,
+        sign_type=channel.sign_types[0],
     )
 
 

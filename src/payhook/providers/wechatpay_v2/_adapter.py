@@ -9,7 +9,8 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 from cryptography.hazmat.primitives import padding
@@ -38,6 +39,8 @@ PROVIDER = "wechatpay"
 SIGN_TYPES = ("MD5", "HMAC-SHA256")
 _REFUND_FAILED_STATUS = {"CHANGE": "abnormal", "REFUNDCLOSE": "closed"}
 _ASCII_WS = re.compile(r"[ \t\r\n]+")
+# fee_type is an ISO 4217 code (统一下单: "符合ISO 4217标准的三位字母代码，默认人民币：CNY").
+_CURRENCY = re.compile(r"[A-Z]{3}\Z")
 _CONTENT_TYPE = "text/xml; charset=utf-8"
 _MAX_REPLY_MESSAGE = 128
 # outcome -> (HTTP status, return_msg when the caller gives none); contract §4.
@@ -94,6 +97,13 @@ def _required(fields: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _currency(fields: Mapping[str, str]) -> str:
+    value = fields.get("fee_type") or "CNY"
+    if not _CURRENCY.match(value):
+        raise NotificationError("fee_type is not a currency code", reason="malformed")
+    return value
+
+
 def _optional_fen(fields: Mapping[str, str], name: str) -> int | None:
     value = fields.get(name)
     return parse_fen(value, field=name) if value else None
@@ -102,27 +112,53 @@ def _optional_fen(fields: Mapping[str, str], name: str) -> int | None:
 class WechatPayV2Provider:
     """Verifies WeChat Pay v2 callbacks for one channel (one ``mch_id`` and API key).
 
-    Payment results must carry a valid ``sign`` over their fields; refund results carry no
-    signature and are authenticated by decrypting ``req_info`` with the API key. ``mch_id``
-    (and ``appid`` when configured) must be the channel's.
+    Payment results must carry a valid ``sign`` over their fields, made with the channel's
+    ``sign_type`` (contract §9: a notification naming the other algorithm is refused); refund
+    results carry no signature and are authenticated by decrypting ``req_info`` with the API
+    key. ``mch_id`` (and ``appid`` when configured) must be the channel's, and with
+    ``sub_merchant_ids`` set a partner ``sub_mch_id`` must be one of them.
 
     Args:
         channel: the configured channel name.
         mch_id: the merchant id notifications must carry.
         app_id: when set, the ``appid`` notifications must carry.
         api_key: the 32-character APIv2 key (signs MD5 or HMAC-SHA256; derives the refund key).
+        sign_type: the one signature algorithm accepted, ``"MD5"`` or ``"HMAC-SHA256"``.
+        sub_merchant_ids: when set, the partner ``sub_mch_id`` values accepted.
 
     Raises:
-        ConfigurationError: ``api_key`` is not 32 ASCII characters or ``mch_id`` is empty.
+        ConfigurationError: ``api_key`` is not 32 ASCII characters, ``mch_id`` is empty or
+            ``sign_type`` is unknown.
     """
 
     kind = "wechatpay_v2"
-    __slots__ = ("_api_key", "_app_id", "_mch_id", "_refund_key", "channel")
+    __slots__ = (
+        "_api_key",
+        "_app_id",
+        "_mch_id",
+        "_refund_key",
+        "_sign_type",
+        "_sub_merchant_ids",
+        "channel",
+    )
 
-    def __init__(self, *, channel: str, mch_id: str, app_id: str | None, api_key: str) -> None:
+    def __init__(
+        self,
+        *,
+        channel: str,
+        mch_id: str,
+        app_id: str | None,
+        api_key: str,
+        sign_type: str = "MD5",
+        sub_merchant_ids: Collection[str] | None = None,
+    ) -> None:
         check_api_key(api_key)
         if not mch_id:
             raise ConfigurationError("mch_id must not be empty")
+        if sign_type not in SIGN_TYPES:
+            raise ConfigurationError("sign_type must be MD5 or HMAC-SHA256")
+        self._sign_type = sign_type
+        self._sub_merchant_ids = None if sub_merchant_ids is None else frozenset(sub_merchant_ids)
         self.channel = channel
         self._mch_id = mch_id
         self._app_id = app_id or None
@@ -132,7 +168,7 @@ class WechatPayV2Provider:
     def __repr__(self) -> str:
         return (
             f"WechatPayV2Provider(channel={self.channel!r}, mch_id={self._mch_id!r}, "
-            f"app_id={self._app_id!r}, api_key='***')"
+            f"app_id={self._app_id!r}, sign_type={self._sign_type!r}, api_key='***')"
         )
 
     def verify(self, raw: RawNotification) -> ParsedNotification:
@@ -143,16 +179,23 @@ class WechatPayV2Provider:
                 (``return_code_fail``), another merchant (``wrong_merchant``), a ``req_info``
                 that does not decrypt to valid XML (``bad_req_info``), a missing field or a
                 bad amount or time.
-            SignatureError: a payment result whose ``sign`` is missing or wrong.
+            SignatureError: a payment result whose ``sign`` is missing or wrong, or names
+                another ``sign_type`` than the channel's (``sign_type_not_allowed``).
         """
         fields = parse_flat_xml(raw.body)
         if fields.get("return_code") != "SUCCESS":
             raise NotificationError("return_code is not SUCCESS", reason="return_code_fail")
         self._check_merchant(fields)
         if "req_info" in fields:
-            return self._refund(fields)
-        self._check_signature(fields)
-        return self._payment(fields)
+            parsed = self._refund(fields)
+        else:
+            self._check_signature(fields)
+            parsed = self._payment(fields)
+        sub_merchant_id = fields.get("sub_mch_id") or None
+        if sub_merchant_id is None:
+            return parsed
+        events = tuple(replace(draft, sub_merchant_id=sub_merchant_id) for draft in parsed.events)
+        return replace(parsed, events=events)
 
     def reply(self, outcome: Outcome, message: str = "") -> Reply:
         """The XML answer WeChat Pay expects: SUCCESS/OK (200) or FAIL with a short reason."""
@@ -168,18 +211,32 @@ class WechatPayV2Provider:
             raise NotificationError("mch_id is not this channel's", reason="wrong_merchant")
         if self._app_id is not None and fields.get("appid") != self._app_id:
             raise NotificationError("appid is not this channel's", reason="wrong_merchant")
+        sub_mch_id = fields.get("sub_mch_id") or None
+        if (
+            self._sub_merchant_ids is not None
+            and sub_mch_id is not None
+            and sub_mch_id not in self._sub_merchant_ids
+        ):
+            raise NotificationError(
+                "sub_mch_id is not one of this channel's sub-merchants", reason="wrong_merchant"
+            )
 
     def _check_signature(self, fields: Mapping[str, str]) -> None:
         sign = fields.get("sign")
         if not sign:
             raise SignatureError("sign is missing", reason="missing_signature")
-        sign_type = fields.get("sign_type", "").upper()
-        if not sign_type:
-            # No sign_type: MD5 by default, but WeChat has been seen to send HMAC-SHA256 signs
-            # without it (WxJava#1633), so go by length: 32 hex = MD5, 64 hex = HMAC-SHA256.
-            sign_type = {32: "MD5", 64: "HMAC-SHA256"}.get(len(sign), "")
-        if sign_type not in SIGN_TYPES:
+        # The algorithm is the channel's, never the notification's (contract §9): a named
+        # sign_type must be the configured one. Without sign_type the configured algorithm
+        # is used, since WeChat has been seen to send HMAC-SHA256 signs without naming it
+        # (WxJava#1633).
+        named = fields.get("sign_type", "").upper()
+        if named and named not in SIGN_TYPES:
             raise SignatureError("sign_type is not supported", reason="bad_signature")
+        if named and named != self._sign_type:
+            raise SignatureError(
+                f"sign_type {named} is not this channel's", reason="sign_type_not_allowed"
+            )
+        sign_type = self._sign_type
         expected = wechat_v2_sign(fields, self._api_key, sign_type)
         if not hmac.compare_digest(expected.encode("ascii"), sign.upper().encode("utf-8")):
             raise SignatureError("sign does not match", reason="bad_signature")
@@ -189,7 +246,8 @@ class WechatPayV2Provider:
         result_code = fields.get("result_code", "")
         order_id = fields.get("out_trade_no") or None
         payer_id = fields.get("openid") or fields.get("sub_openid") or None
-        raw: dict[str, Any] = dict(fields)
+        # The provider's sign is a credential-derived value: it is not republished (issue 16).
+        raw: dict[str, Any] = {name: value for name, value in fields.items() if name != "sign"}
         if result_code == "SUCCESS":
             transaction_id = _required(fields, "transaction_id")
             order_id = _required(fields, "out_trade_no")
@@ -202,7 +260,7 @@ class WechatPayV2Provider:
                 order_id=order_id,
                 transaction_id=transaction_id,
                 amount=parse_fen(_required(fields, "total_fee"), field="total_fee"),
-                currency=fields.get("fee_type") or "CNY",
+                currency=_currency(fields),
                 paid_at=parse_beijing(time_end, field="time_end") if time_end else None,
                 payer_id=payer_id,
                 raw=raw,
@@ -222,7 +280,7 @@ class WechatPayV2Provider:
                 order_id=order_id,
                 transaction_id=failed_id,
                 amount=_optional_fen(fields, "total_fee"),
-                currency=fields.get("fee_type") or "CNY",
+                currency=_currency(fields),
                 payer_id=payer_id,
                 raw=raw,
             )
@@ -233,6 +291,7 @@ class WechatPayV2Provider:
     def _refund(self, fields: dict[str, str]) -> ParsedNotification:
         info = self._decrypt_req_info(fields["req_info"])
         raw: dict[str, Any] = {**fields, "req_info": info}
+        raw.pop("sign", None)
         status = info.get("refund_status", "")
         order_id = info.get("out_trade_no") or None
         if status == "SUCCESS":
@@ -255,6 +314,7 @@ class WechatPayV2Provider:
             order_id=order_id,
             transaction_id=info.get("transaction_id") or None,
             amount=_optional_fen(info, "total_fee"),
+            currency=_currency(info if info.get("fee_type") else fields),
             refund_id=out_refund_no,
             refund_amount=parse_fen(_required(info, "refund_fee"), field="refund_fee"),
             status=failed_status,

@@ -18,6 +18,10 @@ class WechatPayV2Channel(ChannelSettings):
     mch_id: str = Field(min_length=1)
     app_id: str | None = None
     api_key: SecretStr
+    # contract §9: the one algorithm notifications may be signed with.
+    sign_type: Literal["MD5", "HMAC-SHA256"] = "MD5"
+    # Partner mode: the sub_mch_id values accepted (any when unset).
+    sub_merchant_ids: tuple[str, ...] | None = Field(default=None, min_length=1)
 
     @field_validator("api_key")
     @classmethod
@@ -28,4 +32,8 @@ class WechatPayV2Channel(ChannelSettings):
 
     def summary(self) -> str:
         """Merchant id and app id."""
-        return f"mch_id {self.mch_id}" + (f", appid {self.app_id}" if self.app_id else "")
+        text = f"mch_id {self.mch_id}" + (f", appid {self.app_id}" if self.app_id else "")
+        text += f", sign_type {self.sign_type}"
+        if self.sub_merchant_ids is not None:
+            text += f", {len(self.sub_merchant_ids)} sub-merchant(s)"
+        return text

@@ -17,6 +17,8 @@ def _build(channel: WechatPayV2Channel, _context: ProviderContext) -> ChannelRun
         mch_id=channel.mch_id,
         app_id=channel.app_id,
         api_key=channel.api_key.get_secret_value(),
+        sign_type=channel.sign_type,
+        sub_merchant_ids=channel.sub_merchant_ids,
     )
     return ChannelRuntime(provider=provider)
 
@@ -26,6 +28,7 @@ def _simulator(channel: WechatPayV2Channel) -> Simulator:
         mch_id=channel.mch_id,
         app_id=channel.app_id,
         api_key=channel.api_key.get_secret_value(),
+        sign_type=channel.sign_type,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from payhook._clock import Clock
@@ -25,6 +25,7 @@ from payhook.providers.wechatpay_v3._keys import WechatPayV3KeyRing
 from payhook.providers.wechatpay_v3._map import (
     PROVIDER,
     REFUND_FAILED_STATUS,
+    map_combined,
     map_other,
     map_paid,
     map_refund,
@@ -81,6 +82,8 @@ class WechatPayV3Provider:
         timestamp_tolerance_s: the replay window, in seconds either way.
         on_unknown_serial: called with the serial when a callback names a key the ring lacks,
             so the certificate downloader can schedule a (rate-limited) refresh.
+        sub_merchant_ids: when set, the partner ``sub_mchid`` values accepted; a callback
+            for any other sub-merchant is refused as for another merchant.
 
     Raises:
         ConfigurationError: ``api_v3_key`` is not 32 bytes, ``mch_id`` is empty, or the
@@ -95,6 +98,7 @@ class WechatPayV3Provider:
         "_keys",
         "_mch_id",
         "_on_unknown_serial",
+        "_sub_merchant_ids",
         "_tolerance",
         "channel",
     )
@@ -110,6 +114,7 @@ class WechatPayV3Provider:
         app_id: str | None = None,
         timestamp_tolerance_s: float = 300.0,
         on_unknown_serial: Callable[[str], None] | None = None,
+        sub_merchant_ids: Collection[str] | None = None,
     ) -> None:
         key: object = api_v3_key  # checked at run time: it comes from configuration
         if not isinstance(key, bytes) or len(key) != 32:
@@ -126,6 +131,7 @@ class WechatPayV3Provider:
         self._app_id = app_id
         self._tolerance = float(timestamp_tolerance_s)
         self._on_unknown_serial = on_unknown_serial
+        self._sub_merchant_ids = None if sub_merchant_ids is None else frozenset(sub_merchant_ids)
 
     def __repr__(self) -> str:
         return (
@@ -139,7 +145,8 @@ class WechatPayV3Provider:
         return self._keys
 
     def verify(self, raw: RawNotification) -> ParsedNotification:
-        """Verify ``raw``, decrypt its resource and map it to one canonical event draft.
+        """Verify ``raw``, decrypt its resource and map it to canonical event drafts: one, or
+        one per successful sub-order of a combined order (合单).
 
         Raises:
             SignatureError: a header is missing or malformed, the serial is unknown, the
@@ -153,13 +160,26 @@ class WechatPayV3Provider:
         envelope = self._parse_envelope(raw.body)
         event_id = required_text(envelope, "id")
         event_type = required_text(envelope, "event_type")
-        mch_id, app_id = self._mch_id, self._app_id
+        mch_id, app_id, subs = self._mch_id, self._app_id, self._sub_merchant_ids
         if event_type == "TRANSACTION.SUCCESS":
             resource = self._decrypted(envelope)
-            draft = map_paid(resource, envelope, mch_id=mch_id, app_id=app_id)
+            if "combine_mchid" in resource and "sub_orders" in resource:
+                drafts = map_combined(
+                    resource, envelope, mch_id=mch_id, app_id=app_id, sub_merchant_ids=subs
+                )
+                return ParsedNotification(
+                    notification_id=event_id,
+                    events=drafts,
+                    order_id=drafts[0].combine_order_id,
+                )
+            draft = map_paid(
+                resource, envelope, mch_id=mch_id, app_id=app_id, sub_merchant_ids=subs
+            )
         elif event_type == "REFUND.SUCCESS" or event_type in REFUND_FAILED_STATUS:
             resource = self._decrypted(envelope)
-            draft = map_refund(resource, envelope, event_type, mch_id=mch_id, app_id=app_id)
+            draft = map_refund(
+                resource, envelope, event_type, mch_id=mch_id, app_id=app_id, sub_merchant_ids=subs
+            )
         else:
             draft = map_other(
                 self._other_resource(envelope),

@@ -1,6 +1,7 @@
 """Map verified, decrypted WeChat Pay APIv3 resources to canonical event drafts (contract §5).
 
-``TRANSACTION.SUCCESS`` -> ``payment.order.paid``; ``REFUND.SUCCESS`` ->
+``TRANSACTION.SUCCESS`` -> ``payment.order.paid`` (one per successful sub-order of a combined
+order, 合单); ``REFUND.SUCCESS`` ->
 ``payment.refund.succeeded``; ``REFUND.ABNORMAL`` / ``REFUND.CLOSED`` -> ``payment.refund.failed``;
 anything else -> ``payment.notification.received``. Amounts are integer fen (providers.md §2.7).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from payhook.errors import NotificationError
@@ -18,6 +19,7 @@ from payhook.events import EventDraft, EventType, parse_fen, parse_rfc3339
 __all__ = [
     "PROVIDER",
     "REFUND_FAILED_STATUS",
+    "map_combined",
     "map_other",
     "map_paid",
     "map_refund",
@@ -80,9 +82,31 @@ def _raw(envelope: Mapping[str, Any], resource: object) -> dict[str, Any]:
     return raw
 
 
+def _sub_merchant(
+    resource: Mapping[str, Any], sub_merchant_ids: Collection[str] | None
+) -> str | None:
+    """The partner ``sub_mchid`` of ``resource``, refused when not one of ``sub_merchant_ids``."""
+    sub_mchid = resource.get("sub_mchid")
+    if sub_mchid is None:
+        return None
+    if not isinstance(sub_mchid, str) or not sub_mchid:
+        raise NotificationError("sub_mchid is not text", reason="malformed")
+    if sub_merchant_ids is not None and sub_mchid not in sub_merchant_ids:
+        raise NotificationError(
+            "sub_mchid is not one of this channel's sub-merchants", reason="wrong_merchant"
+        )
+    return sub_mchid
+
+
 def _check_merchant(
-    resource: Mapping[str, Any], *, mch_id: str, app_id: str | None, require_app_id: bool
-) -> str:
+    resource: Mapping[str, Any],
+    *,
+    mch_id: str,
+    app_id: str | None,
+    require_app_id: bool,
+    sub_merchant_ids: Collection[str] | None,
+) -> str | None:
+    """Check the merchant fields; returns the partner sub-merchant (``sub_mchid``) or None."""
     # Partner (服务商) payloads name the service provider in sp_mchid / sp_appid and the
     # sub-merchant in sub_mchid / sub_appid; the channel is configured with the former.
     partner = "sp_mchid" in resource
@@ -93,7 +117,7 @@ def _check_merchant(
         value = resource.get(app_field)
         if (value is not None or require_app_id) and value != app_id:
             raise NotificationError(f"{app_field} is not this channel's", reason="wrong_merchant")
-    return mch_id
+    return _sub_merchant(resource, sub_merchant_ids) if partner else None
 
 
 def map_paid(
@@ -102,13 +126,21 @@ def map_paid(
     *,
     mch_id: str,
     app_id: str | None,
+    sub_merchant_ids: Collection[str] | None = None,
 ) -> EventDraft:
     """``TRANSACTION.SUCCESS`` -> ``payment.order.paid``.
 
     Raises:
-        NotificationError: wrong merchant, or a field is missing or malformed.
+        NotificationError: wrong merchant or sub-merchant, or a field is missing or malformed.
     """
-    mchid = _check_merchant(resource, mch_id=mch_id, app_id=app_id, require_app_id=True)
+    mchid = mch_id
+    sub_merchant_id = _check_merchant(
+        resource,
+        mch_id=mch_id,
+        app_id=app_id,
+        require_app_id=True,
+        sub_merchant_ids=sub_merchant_ids,
+    )
     if resource.get("trade_state", "SUCCESS") != "SUCCESS":
         raise NotificationError(
             "TRANSACTION.SUCCESS carries another trade_state", reason="inconsistent_state"
@@ -126,8 +158,79 @@ def map_paid(
         currency=_currency(amount),
         paid_at=parse_rfc3339(required_text(resource, "success_time"), field="success_time"),
         payer_id=_payer_id(resource),
+        sub_merchant_id=sub_merchant_id,
         raw=_raw(envelope, resource),
     )
+
+
+def map_combined(
+    resource: Mapping[str, Any],
+    envelope: Mapping[str, Any],
+    *,
+    mch_id: str,
+    app_id: str | None,
+    sub_merchant_ids: Collection[str] | None = None,
+) -> tuple[EventDraft, ...]:
+    """A combined order's (合单) ``TRANSACTION.SUCCESS`` -> one ``payment.order.paid`` per
+    sub-order in state ``SUCCESS`` (contract §9).
+
+    The channel's ``mch_id`` must be ``combine_mchid`` (and its ``app_id``, when set,
+    ``combine_appid``). Each sub-order is an event of its own, keyed by its own
+    ``transaction_id``, with ``merchant_id`` its ``mchid``, ``amount`` its
+    ``amount.total_amount`` and ``combine_order_id`` the ``combine_out_trade_no``.
+
+    Raises:
+        NotificationError: wrong merchant or sub-merchant, no successful sub-order
+            (``inconsistent_state``), or a field is missing or malformed.
+    """
+    if resource.get("combine_mchid") != mch_id:
+        raise NotificationError("combine_mchid is not this channel's", reason="wrong_merchant")
+    if app_id is not None and resource.get("combine_appid") != app_id:
+        raise NotificationError("combine_appid is not this channel's", reason="wrong_merchant")
+    combine_order_id = required_text(resource, "combine_out_trade_no")
+    sub_orders = resource.get("sub_orders")
+    if not isinstance(sub_orders, list) or not sub_orders:
+        raise NotificationError("sub_orders is not a list of orders", reason="malformed")
+    payer = resource.get("combine_payer_info")
+    payer_id = _payer_id({"payer": payer})
+    raw = _raw(envelope, resource)
+    drafts: list[EventDraft] = []
+    seen: set[str] = set()
+    for sub in sub_orders:
+        if not isinstance(sub, dict):
+            raise NotificationError("a sub-order is not an object", reason="malformed")
+        merchant_id = required_text(sub, "mchid")
+        sub_merchant_id = _sub_merchant(sub, sub_merchant_ids)
+        if sub.get("trade_state") != "SUCCESS":
+            continue
+        transaction_id = required_text(sub, "transaction_id")
+        if transaction_id in seen:
+            raise NotificationError("two sub-orders share a transaction_id", reason="malformed")
+        seen.add(transaction_id)
+        amount = _amounts(sub)
+        drafts.append(
+            EventDraft(
+                type=EventType.ORDER_PAID,
+                key=f"wechatpay:{merchant_id}:{transaction_id}:{EventType.ORDER_PAID}",
+                provider=PROVIDER,
+                merchant_id=merchant_id,
+                order_id=required_text(sub, "out_trade_no"),
+                transaction_id=transaction_id,
+                amount=parse_fen(amount.get("total_amount"), field="amount.total_amount"),
+                currency=_currency(amount),
+                paid_at=parse_rfc3339(required_text(sub, "success_time"), field="success_time"),
+                payer_id=payer_id,
+                sub_merchant_id=sub_merchant_id,
+                combine_order_id=combine_order_id,
+                raw=raw,
+            )
+        )
+    if not drafts:
+        raise NotificationError(
+            "TRANSACTION.SUCCESS of a combined order has no successful sub-order",
+            reason="inconsistent_state",
+        )
+    return tuple(drafts)
 
 
 def map_refund(
@@ -137,6 +240,7 @@ def map_refund(
     *,
     mch_id: str,
     app_id: str | None,
+    sub_merchant_ids: Collection[str] | None = None,
 ) -> EventDraft:
     """``REFUND.SUCCESS`` / ``REFUND.ABNORMAL`` / ``REFUND.CLOSED`` -> a refund event.
 
@@ -144,9 +248,16 @@ def map_refund(
     ``refund_id`` when present, so one refund is one event whatever envelope carries it.
 
     Raises:
-        NotificationError: wrong merchant, or a field is missing or malformed.
+        NotificationError: wrong merchant or sub-merchant, or a field is missing or malformed.
     """
-    mchid = _check_merchant(resource, mch_id=mch_id, app_id=app_id, require_app_id=False)
+    mchid = mch_id
+    sub_merchant_id = _check_merchant(
+        resource,
+        mch_id=mch_id,
+        app_id=app_id,
+        require_app_id=False,
+        sub_merchant_ids=sub_merchant_ids,
+    )
     out_refund_no = required_text(resource, "out_refund_no")
     refund_key = _optional_text(resource, "refund_id") or out_refund_no
     amount = _amounts(resource)
@@ -168,6 +279,7 @@ def map_refund(
         refund_amount=parse_fen(amount.get("refund"), field="amount.refund"),
         refunded_total=None,
         status=status,
+        sub_merchant_id=sub_merchant_id,
         raw=_raw(envelope, resource),
     )
 

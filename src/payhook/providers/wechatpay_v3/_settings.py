@@ -34,6 +34,8 @@ class WechatPayV3Channel(ChannelSettings):
     merchant_serial_no: str | None = None
     merchant_private_key: SecretStr | None = None
     api_base_url: str = "https://api.mch.weixin.qq.com"
+    # Partner mode: the sub_mchid values accepted (any when unset).
+    sub_merchant_ids: tuple[str, ...] | None = Field(default=None, min_length=1)
     simulator_private_key: SecretStr | None = None
 
     _durations = duration_validator("timestamp_tolerance")
@@ -70,4 +72,9 @@ class WechatPayV3Channel(ChannelSettings):
             modes.append(f"{len(self.platform_certificates)} platform certificate file(s)")
         if self.merchant_serial_no:
             modes.append("certificate download")
-        return f"mch_id {self.mch_id}, {', '.join(modes)}"
+        subs = (
+            ""
+            if self.sub_merchant_ids is None
+            else f", {len(self.sub_merchant_ids)} sub-merchant(s)"
+        )
+        return f"mch_id {self.mch_id}, {', '.join(modes)}{subs}"

@@ -90,13 +90,17 @@ class WechatPayV3Simulator:
         refund_amount: int | None,
         now: datetime,
     ) -> SimulatedCallback:
-        """A callback for ``event`` (``paid`` | ``refund``) of ``order_id``; amounts in fen.
+        """A callback for ``event`` (``paid`` | ``refund`` | ``combined``) of ``order_id``;
+        amounts in fen.
 
-        A refund without ``refund_amount`` refunds the whole ``amount``.
+        A refund without ``refund_amount`` refunds the whole ``amount``. ``combined`` is a
+        combined order (合单) ``order_id`` of two paid sub-orders ``<order_id>-1`` and
+        ``<order_id>-2`` splitting ``amount`` (at least 2 fen).
 
         Raises:
             ValueError: ``event`` is ``closed`` (WeChat Pay v3 has no such notification) or
-                unknown, an amount is not a positive integer, or ``now`` is naive.
+                unknown, an amount is not a positive integer (at least 2 for ``combined``),
+                or ``now`` is naive.
         """
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
@@ -113,13 +117,18 @@ class WechatPayV3Simulator:
                 raise ValueError("refund_amount must be a positive integer of at most amount")
             event_type, summary, original_type = "REFUND.SUCCESS", "退款成功", "refund"
             resource = self._refund(order_id, transaction_id, amount, refund, local)
+        elif event == "combined":
+            if amount < 2:
+                raise ValueError("a combined order needs an amount of at least 2 fen")
+            event_type, summary, original_type = "TRANSACTION.SUCCESS", "支付成功", "transaction"
+            resource = self._combined(order_id, amount, local)
         elif event == "closed":
             raise ValueError(
                 "WeChat Pay APIv3 sends no notification when an order is closed; "
                 "simulate 'paid' or 'refund' for a wechatpay_v3 channel"
             )
         else:
-            raise ValueError(f"unknown event {event!r}: use 'paid' or 'refund'")
+            raise ValueError(f"unknown event {event!r}: use 'paid', 'refund' or 'combined'")
         nonce = random_nonce(12)
         plaintext = json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode()
         envelope = {
@@ -180,6 +189,44 @@ class WechatPayV3Simulator:
                     "currency": "CNY",
                     "payer_currency": "CNY",
                 },
+            }
+        )
+        return resource
+
+    def _combined(self, order_id: str, amount: int, paid_at: datetime) -> dict[str, Any]:
+        # The shape of WeChat Pay's 合单支付通知 (providers.md §2.10): the channel is the
+        # combining merchant and, here, the merchant of both sub-orders.
+        first = amount // 2
+        sub_orders = []
+        for n, sub_amount in ((1, first), (2, amount - first)):
+            sub_id = f"{order_id}-{n}"
+            sub_orders.append(
+                {
+                    "mchid": self._mch_id,
+                    "trade_type": "JSAPI",
+                    "trade_state": "SUCCESS",
+                    "bank_type": "OTHERS",
+                    "attach": "",
+                    "success_time": to_rfc3339(paid_at),
+                    "transaction_id": "42000" + _digits(f"{self._mch_id}:{sub_id}", 23),
+                    "out_trade_no": sub_id,
+                    "amount": {
+                        "total_amount": sub_amount,
+                        "payer_amount": sub_amount,
+                        "currency": "CNY",
+                        "payer_currency": "CNY",
+                    },
+                }
+            )
+        resource: dict[str, Any] = {}
+        if self._app_id is not None:
+            resource["combine_appid"] = self._app_id
+        resource.update(
+            {
+                "combine_mchid": self._mch_id,
+                "combine_out_trade_no": order_id,
+                "sub_orders": sub_orders,
+                "combine_payer_info": {"openid": "oSimulated" + _digits(order_id, 18)},
             }
         )
         return resource

@@ -76,6 +76,7 @@ def _build(channel: WechatPayV3Channel, context: ProviderContext) -> ChannelRunt
         app_id=channel.app_id,
         timestamp_tolerance_s=channel.timestamp_tolerance,
         on_unknown_serial=None if downloader is None else _refresher(downloader),
+        sub_merchant_ids=channel.sub_merchant_ids,
     )
     return ChannelRuntime(provider=provider, tasks=tasks)
 
@@ -121,4 +122,5 @@ SPEC: ProviderSpec[WechatPayV3Channel] = ProviderSpec(
     build=_build,
     simulator=_simulator,
     check=_check,
+    simulated_events=("paid", "refund", "combined"),  # v3 sends nothing for a closed order
 )
