@@ -84,7 +84,7 @@ def test_env_overrides_top_level(sample: Path) -> None:
         ('name     = "wechat"\n', 'name     = "alipay"\n', "the name 'alipay' is used twice"),
         ('secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"', 'secret = "whsec_c2hvcnQ="',
          "subscriptions[0].secret: is too weak"),
-        ('url    = "http://127.0.0.1:9000/webhooks/payments"', 'url    = "ftp://x"',
+        ('url    = "http://127.0.0.1:9100/webhooks/payments"', 'url    = "ftp://x"',
          "subscriptions[0].url: must be an http:// or https:// URL"),
         ('events = ["payment.order.paid", "payment.refund.*"]', 'events = ["payment.*.paid"]',
          "subscriptions[0].events: 'payment.*.paid' is not an event filter"),
