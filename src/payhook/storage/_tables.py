@@ -1,6 +1,7 @@
 """payhook's tables, all prefixed ``payhook_`` so payhook can share a host app's database.
 
-- ``payhook_notifications``: every inbound callback (audit): channel, headers, body, verdict.
+- ``payhook_notifications``: every accepted or duplicate callback: channel, headers, body.
+- ``payhook_refused_callbacks``: a bounded audit record of every refused callback.
 - ``payhook_events``: canonical events, one per ``event_key`` (identity from provider facts).
 - ``payhook_subscriptions``: where events go (HTTP endpoints and in-process handlers).
 - ``payhook_deliveries``: the transactional outbox, one row per (event, subscription) send.
@@ -39,6 +40,7 @@ __all__ = [
     "metadata",
     "notifications",
     "platform_certificates",
+    "refused_callbacks",
     "sqlite_timestamp",
     "subscriptions",
 ]
@@ -108,6 +110,23 @@ notifications = Table(
     Index("ix_payhook_notifications_received_at", "received_at"),
 )
 
+# Bounded on purpose (migration 0004): a flood of refused callbacks must not grow the database
+# by their full size. ``excerpt`` holds at most 2 KiB of headers and body; ``digest`` is the
+# SHA-256 (hex) of the whole body, so a refused copy can be matched to a provider's log.
+refused_callbacks = Table(
+    "payhook_refused_callbacks",
+    metadata,
+    Column("id", _BIGID, primary_key=True, autoincrement=True),
+    Column("channel", String(64), nullable=False),
+    Column("received_at", _TS, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("remote_addr", String(64), nullable=True),
+    Column("size", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("excerpt", Text, nullable=False),
+    Index("ix_payhook_refused_callbacks_received_at", "received_at"),
+)
+
 events = Table(
     "payhook_events",
     metadata,
@@ -125,6 +144,7 @@ events = Table(
     Column("body", LargeBinary, nullable=False),  # the exact JSON bytes subscribers receive
     Index("ix_payhook_events_order_id", "order_id"),
     Index("ix_payhook_events_type", "type"),
+    Index("ix_payhook_events_created_at", "created_at"),
     # PostgreSQL only (migration 0003): SQLite finds a trade's refunds by event_key range.
     Index("ix_payhook_events_trade", "provider", "merchant_id", "transaction_id").ddl_if(
         dialect="postgresql"
@@ -207,6 +227,7 @@ attempts = Table(
     Column("error", Text, nullable=True),
     Column("response_body", Text, nullable=True),  # first 1 KiB
     Index("ix_payhook_delivery_attempts_delivery_id", "delivery_id"),
+    Index("ix_payhook_delivery_attempts_attempted_at", "attempted_at"),
 )
 
 platform_certificates = Table(
