@@ -112,7 +112,10 @@ def run_operations(settings: PayhookSettings, work: Callable[[Operations], Await
 
     async def run() -> T:
         await probe(settings.database_url)
-        async with Operations.open(settings.database_url) as operations:
+        async with Operations.open(
+            settings.database_url,
+            refuse_private_targets=settings.dispatcher.refuse_private_targets,
+        ) as operations:
             return await work(operations)
 
     return asyncio.run(run())

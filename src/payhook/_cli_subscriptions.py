@@ -14,6 +14,7 @@ import click
 
 from payhook._cli_common import config_option, load, run_operations, user_errors
 from payhook._cli_format import echo_json, echo_table, short_time
+from payhook._targets import mask_url
 from payhook._types import SubscriptionKind
 from payhook.config import parse_duration
 from payhook.events import to_rfc3339
@@ -56,7 +57,7 @@ def subscriptions_list(config: str | None, as_json: bool) -> None:
             s.source,
             "enabled" if s.enabled else f"disabled ({s.disabled_reason or 'no reason'})",
             ",".join(s.events),
-            s.url,
+            mask_url(s.url) if s.url is not None else None,
             len(s.active_secrets(now)) if SubscriptionKind(s.kind).signed else None,
             short_time(to_rfc3339(s.updated_at)),
         ]

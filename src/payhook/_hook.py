@@ -58,7 +58,9 @@ class PayHook:
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
         self.store = Store(settings.database_url, clock=self.clock)
-        self.operations = Operations(self.store)
+        self.operations = Operations(
+            self.store, refuse_private_targets=settings.dispatcher.refuse_private_targets
+        )
         self.run_dispatcher = run_dispatcher
         self.migrate = migrate
         self._handlers: dict[str, tuple[tuple[str, ...], Handler]] = {}
@@ -225,6 +227,7 @@ class PayHook:
             per_subscription_concurrency=d.per_subscription_concurrency,
             poll_interval_s=d.poll_interval,
             handlers=self.handlers if with_handlers else {},
+            refuse_private_targets=d.refuse_private_targets,
             signal=self.store.signal,
             metrics=self.metrics,
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 from payhook._settings_base import parse_duration
 from payhook._subscription_rules import validate_name
+from payhook._targets import mask_url
 from payhook._types import DeliveryStatus, SubscriptionKind, SubscriptionSource
 from payhook.errors import (
     DeliveryNotFoundError,
@@ -61,8 +62,11 @@ def subscription_json(
     sub: Subscription, now: datetime, *, secret: str | None = None
 ) -> dict[str, Any]:
     """The public view of ``sub``; ``secret`` is given only in the answer that created it
-    (or rotated it). Every other view shows :data:`SECRET_MASK` (``None`` for a handler)."""
+    (or rotated it). Every other view shows :data:`SECRET_MASK` (``None`` for a handler).
+    The URL's credentials are always masked (:func:`payhook._targets.mask_url`)."""
     data = sub.public_dict(now)
+    if sub.url is not None:
+        data["url"] = mask_url(sub.url)
     signed = SubscriptionKind(sub.kind).signed
     data["secret"] = secret if secret is not None else (SECRET_MASK if signed else None)
     return data

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from payhook._targets import MASK, mask_url, refused_host
 from payhook._types import SubscriptionKind
 from payhook.errors import (
     ConfigurationError,
@@ -20,6 +21,7 @@ from payhook.errors import (
     InvalidNameError,
     InvalidSecretError,
     InvalidUrlError,
+    RefusedTargetError,
     WeakSecretError,
 )
 from payhook.events import validate_filter
@@ -48,10 +50,19 @@ def validate_name(name: str) -> str:
     return name
 
 
-def validate_url(url: str) -> str:
-    """``url`` if it is an absolute URL with a host whose scheme a sink delivers to.
+def validate_url(url: str, *, refuse_private: bool = False) -> str:
+    """``url`` if it is an absolute URL with a host whose scheme a sink delivers to, and a
+    host payhook may deliver to (:func:`payhook._targets.refused_host`: never a link-local
+    or cloud metadata address or name; with ``refuse_private`` (``[dispatcher]
+    refuse_private_targets``) no private, loopback or other non-public literal address
+    either; a name is checked again against what it resolves to at connect time).
 
-    No whitespace or control characters (they would also keep NUL off the database).
+    No whitespace or control characters (they would also keep NUL off the database), and
+    not a masked URL copied back (``***`` where a credential belongs).
+
+    Raises:
+        InvalidUrlError: not such a URL.
+        RefusedTargetError: its host is refused.
     """
     if len(url) > MAX_URL_LENGTH:
         raise InvalidUrlError(_BAD_URL)
@@ -66,6 +77,13 @@ def validate_url(url: str) -> str:
         raise InvalidUrlError(_BAD_URL) from None
     if kind is SubscriptionKind.HANDLER or not host:
         raise InvalidUrlError(_BAD_URL)
+    reason = refused_host(host, refuse_private=refuse_private)
+    if reason is not None:
+        raise RefusedTargetError(f"refused target: {reason}")
+    if MASK in url and mask_url(url.replace(MASK, "x")) == url:
+        raise InvalidUrlError(
+            "holds *** where a credential belongs (a masked URL): give the full URL"
+        )
     return url
 
 

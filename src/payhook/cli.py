@@ -29,6 +29,7 @@ from payhook._cli_common import (
 from payhook._cli_ops import deliveries, events
 from payhook._cli_subscriptions import subscriptions
 from payhook._runtime import prepare_long_running_process
+from payhook._targets import mask_url
 from payhook._version import __version__
 from payhook.config import load_settings
 from payhook.providers import build_simulator, simulated_events
@@ -218,7 +219,7 @@ def check_config(config: str | None, connect: bool) -> None:
     for sub in settings.subscriptions:
         state = "enabled" if sub.enabled else "disabled"
         click.echo(
-            f"subscription {sub.name}: {sub.url} events={','.join(sub.events)} "
+            f"subscription {sub.name}: {mask_url(sub.url)} events={','.join(sub.events)} "
             f"secret=whsec_*** ({state})"
         )
     if connect:

@@ -71,6 +71,7 @@ class DispatcherSettings(_Model):
     concurrency: int = Field(default=64, ge=1, le=4096)
     per_subscription_concurrency: int = Field(default=8, ge=1, le=4096)
     poll_interval: Duration = 1.0
+    refuse_private_targets: bool = False
 
     _durations = _duration_validator("request_timeout", "poll_interval")
 
@@ -204,6 +205,17 @@ class PayhookSettings(BaseSettings):
                 seen.add(name)
         return self
 
+    @model_validator(mode="after")
+    def _targets(self) -> PayhookSettings:
+        # Link-local and metadata targets are refused by each subscription's own rule.
+        if self.dispatcher.refuse_private_targets:
+            for i, sub in enumerate(self.subscriptions):
+                try:
+                    validate_url(sub.url, refuse_private=True)
+                except InvalidSubscriptionError as exc:
+                    raise ValueError(f"subscriptions[{i}].url: {exc.problem}") from None
+        return self
+
     def channel(self, name: str) -> ChannelSettings:
         """The channel called ``name``."""
         for channel in self.channels:
@@ -277,8 +289,10 @@ def _format_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
         else:
             parts.append(str(item))
-    key = ".".join(parts) or "(top level)"
     message = str(err["msg"]).removeprefix("Value error, ")
+    if not parts:  # a check across keys names the key in its message
+        return message
+    key = ".".join(parts)
     if err["type"] == "extra_forbidden":
         message = "unknown key"
     elif err["type"] == "missing":

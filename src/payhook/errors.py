@@ -68,6 +68,7 @@ __all__ = [
     "NotificationError",
     "PayhookError",
     "RefusedError",
+    "RefusedTargetError",
     "RequestError",
     "SignatureError",
     "SignatureProbeError",
@@ -231,6 +232,14 @@ class InvalidUrlError(InvalidSubscriptionError):
 
     code = "invalid_url"
     field = "url"
+
+
+class RefusedTargetError(InvalidUrlError):
+    """The subscription URL points at an address payhook does not deliver to: a link-local
+    or cloud metadata address, or (with ``[dispatcher] refuse_private_targets``) a private,
+    loopback or other non-public one."""
+
+    code = "refused_target"
 
 
 class InvalidEventsError(InvalidSubscriptionError):

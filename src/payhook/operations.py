@@ -33,6 +33,7 @@ from payhook._operator_io import (
     parse_time,
     subscription_json,
 )
+from payhook._subscription_rules import validate_name, validate_url
 from payhook.errors import InvalidRequestError
 from payhook.events import validate_filter
 from payhook.storage import (
@@ -107,22 +108,29 @@ class Operations:
     Args:
         store: the database; its clock is the service's clock and its signal wakes an
             in-process dispatcher after a re-queue.
+        refuse_private_targets: ``[dispatcher] refuse_private_targets``: new and changed
+            subscription URLs may not name a private, loopback or other non-public address
+            either (link-local and metadata targets are always refused).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, refuse_private_targets: bool = False) -> None:
         self._store = store
+        self._refuse_private = refuse_private_targets
 
     def __repr__(self) -> str:
         return f"Operations({self._store!r})"
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, database_url: str, *, diagnose: bool = True) -> AsyncIterator[Operations]:
+    async def open(
+        cls, database_url: str, *, diagnose: bool = True, refuse_private_targets: bool = False
+    ) -> AsyncIterator[Operations]:
         """An Operations on its own connection to ``database_url``, closed on exit.
 
         Args:
             diagnose: refuse a SQLite file that does not exist yet (instead of creating an
                 empty one), and explain database failures in one operator-facing error.
+            refuse_private_targets: as for :class:`Operations`.
 
         Raises:
             ConfigurationError: the database file is missing or has no payhook tables.
@@ -134,7 +142,7 @@ class Operations:
             raise problem
         store = Store(database_url)
         try:
-            yield cls(store)
+            yield cls(store, refuse_private_targets=refuse_private_targets)
         except Exception as exc:
             translated = connection_problem(database_url, exc) if diagnose else None
             if translated is None:
@@ -342,9 +350,12 @@ class Operations:
 
         Raises:
             InvalidSubscriptionError: invalid name, URL, filters or secret (the subclass says
-                which).
+                which; :class:`~payhook.errors.RefusedTargetError` for a refused target).
             SubscriptionExistsError: the name is taken.
         """
+        if self._refuse_private:
+            validate_name(name)
+            validate_url(url, refuse_private=True)
         return await subs.create_subscription(
             self._engine,
             name=name,
@@ -376,6 +387,8 @@ class Operations:
         current = await self.subscription(name)
         if url is not None or events is not None or secret is not None:
             check_editable(current, what="change its URL, event filters or secret")
+        if url is not None and self._refuse_private:
+            validate_url(url, refuse_private=True)
         return await subs.update_subscription(
             self._engine,
             current.name,

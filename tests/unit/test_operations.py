@@ -136,6 +136,7 @@ def test_error_codes_are_the_published_ones() -> None:
         "invalid_body": 422,
         "invalid_name": 422,
         "invalid_url": 422,
+        "refused_target": 422,
         "invalid_events": 422,
         "invalid_secret": 422,
         "weak_secret": 422,

@@ -33,6 +33,7 @@ PUBLIC: dict[str, frozenset[str]] = {
             "NotificationError",
             "PayhookError",
             "RefusedError",
+            "RefusedTargetError",
             "RequestError",
             "SignatureError",
             "SignatureProbeError",

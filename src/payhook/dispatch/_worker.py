@@ -73,6 +73,9 @@ class Dispatcher:
         lease_margin_s: lease beyond the request timeout, at most 30 s (contract §6).
         claim_batch: the most rows one claim takes.
         metrics: where to count attempts by subscription and outcome, and their latency.
+        refuse_private_targets: ``[dispatcher] refuse_private_targets``: the HTTP sink also
+            refuses to connect to private, loopback and other non-public addresses
+            (link-local and metadata addresses are always refused).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Dispatcher:
         claim_batch: int = 128,
         metrics: Metrics | None = None,
         sinks: Mapping[str, SinkFactory] | None = None,
+        refuse_private_targets: bool = False,
     ) -> None:
         if not (math.isfinite(request_timeout_s) and request_timeout_s > 0):
             raise ConfigurationError("request_timeout must be greater than 0")
@@ -117,6 +121,7 @@ class Dispatcher:
             request_timeout_s=request_timeout_s,
             concurrency=concurrency,
             handlers=dict(handlers or {}),
+            refuse_private_targets=refuse_private_targets,
         )
         self._sinks: dict[str, Sink] = {
             kind: factory(context) for kind, factory in (SINKS if sinks is None else sinks).items()

@@ -73,12 +73,16 @@ class SinkContext:
         request_timeout_s: how long one attempt may take (contract §6 ``request_timeout``).
         concurrency: the most deliveries in flight at once, across all sinks.
         handlers: in-process subscribers by subscription name (``@hook.on``).
+        refuse_private_targets: also refuse private, loopback and other non-public
+            addresses, not only link-local and metadata ones
+            (:func:`payhook._targets.refused_address`).
     """
 
     clock: Clock
     request_timeout_s: float
     concurrency: int
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    refuse_private_targets: bool = False
 
 
 class Sink(Protocol):

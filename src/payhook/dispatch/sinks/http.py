@@ -4,19 +4,30 @@ Contract §6: success is any 2xx within ``request_timeout``; redirects are never
 a 429/503 ``Retry-After`` is honoured when longer than the schedule's wait; 410 asks to be
 disabled; every attempt keeps the first KiB of the response body. What a response or an
 aiohttp exception means is decided by the pure ``classify_*`` functions below.
+
+Every connection is opened through :func:`guarded_socket_factory`, which refuses link-local
+and cloud metadata addresses (and, with ``[dispatcher] refuse_private_targets``, private and
+other non-public ones) after name resolution, so a name that resolves (or is re-bound) to such
+an address is refused too. The check runs once per connection, not per request: kept-alive
+connections are reused without it. A refused address is a failed attempt of class
+``connect`` whose error says ``refused target: ...``; it is retried on the schedule like any
+connect error (an operator fixes the URL, or the DNS record, and the next attempt goes).
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING
 
 import aiohttp
+import yarl
 
+from payhook._targets import MASK, mask_url, refused_address, url_secrets
 from payhook._version import __version__
 from payhook.dispatch.sinks._base import (
     ErrorClass,
@@ -29,15 +40,20 @@ from payhook.dispatch.sinks._base import (
 from payhook.dispatch.sinks._signing import SecretKeys, webhook_headers
 from payhook.storage import ClaimedDelivery
 
+if TYPE_CHECKING:
+    from aiohappyeyeballs import AddrInfoType
+
 __all__ = [
     "RESPONSE_EXCERPT_BYTES",
     "USER_AGENT",
     "HttpSink",
+    "TargetRefusedError",
     "build_headers",
     "classify_exception",
     "classify_response",
+    "guarded_socket_factory",
     "parse_retry_after",
-    "redact_url",
+    "url_redactions",
 ]
 
 USER_AGENT = f"payhook/{__version__}"
@@ -60,6 +76,7 @@ class HttpSink:
         self._clock = context.clock
         self._timeout = aiohttp.ClientTimeout(total=context.request_timeout_s)
         self._concurrency = context.concurrency
+        self._refuse_private = context.refuse_private_targets
         self._keys = SecretKeys()
         self._session: aiohttp.ClientSession | None = None
 
@@ -69,7 +86,11 @@ class HttpSink:
     async def open(self) -> None:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=0),
+                connector=aiohttp.TCPConnector(
+                    limit=self._concurrency,
+                    limit_per_host=0,
+                    socket_factory=guarded_socket_factory(refuse_private=self._refuse_private),
+                ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 headers={"user-agent": USER_AGENT},
                 trust_env=False,
@@ -122,7 +143,7 @@ class HttpSink:
                 )
         except Exception as exc:  # noqa: BLE001 - a subscriber's failure is a failed attempt
             return classify_exception(
-                exc, latency_ms=elapsed_ms(clock, started), redact=((url, redact_url(url)),)
+                exc, latency_ms=elapsed_ms(clock, started), redact=url_redactions(url)
             )
 
 
@@ -167,18 +188,45 @@ def build_headers(
     return headers
 
 
-def redact_url(url: str) -> str:
-    """``url`` without credentials, query or fragment: safe for logs and attempt records."""
+def url_redactions(url: str) -> tuple[tuple[str, str], ...]:
+    """What to replace in an error message about ``url`` so it shows no credentials: the
+    URL as given and as aiohttp prints it, by its masked form
+    (:func:`payhook._targets.mask_url`), then each credential on its own by ``***``."""
+    masked = mask_url(url)
+    pairs = [(url, masked)]
     try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<invalid url>"
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc = f"{netloc}:{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        normalised = str(yarl.URL(url))
+    except (ValueError, TypeError):
+        normalised = url
+    if normalised != url:
+        pairs.append((normalised, masked))
+    pairs.extend((secret, MASK) for secret in url_secrets(url))
+    return tuple(pairs)
+
+
+# --------------------------------------------------------------------------------------------
+# where a connection may go
+
+
+class TargetRefusedError(OSError):
+    """The address a connection would go to is refused
+    (:func:`payhook._targets.refused_address`); aiohttp reports it as a connect error."""
+
+
+def guarded_socket_factory(*, refuse_private: bool) -> Callable[[AddrInfoType], socket.socket]:
+    """The ``socket_factory`` of the sink's connector: a plain socket for an allowed address,
+    :class:`TargetRefusedError` for a refused one. aiohttp calls it with each resolved
+    address it tries (literal IP hosts included), once per new connection.
+    """
+
+    def factory(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _canonname, sockaddr = addr_info
+        reason = refused_address(str(sockaddr[0]), refuse_private=refuse_private)
+        if reason is not None:
+            raise TargetRefusedError(errno.EACCES, f"refused target: {reason}")
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return factory
 
 
 # --------------------------------------------------------------------------------------------

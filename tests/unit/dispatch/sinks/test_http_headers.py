@@ -12,7 +12,6 @@ from hypothesis import given, strategies as st
 
 from payhook._clock import SystemClock
 from payhook.dispatch import USER_AGENT, build_headers
-from payhook.dispatch.sinks.http import redact_url
 from payhook.errors import ConfigurationError
 from payhook.signing import generate_secret, parse_secret, sign
 
@@ -167,18 +166,3 @@ def test_sign_rejects_misuse() -> None:
         sign([], EVENT_ID, 1, BODY)
     with pytest.raises(ValueError, match=r"'\.'"):
         sign([parse_secret(SECRET)], "evt.1", 1, BODY)
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("https://user:pw@hooks.example:8443/a/b?token=x#f", "https://hooks.example:8443/a/b"),
-        ("http://127.0.0.1/x", "http://127.0.0.1/x"),
-        ("http://[::1]:9000/x?q", "http://[::1]:9000/x"),
-        ("http://host:99999/x", "<invalid url>"),
-    ],
-    ids=["credentials", "plain", "ipv6", "bad-port"],
-)
-def test_redact_url(url: str, expected: str) -> None:
-    """Logged and stored URLs lose credentials, query and fragment."""
-    assert redact_url(url) == expected
