@@ -41,6 +41,9 @@ _URL = {
     "type": "string",
     "maxLength": 2048,
     "pattern": "^https?://[^\\s/?#\\u0000-\\u001f\\u007f]+[^\\s\\u0000-\\u001f\\u007f]*$",
+    "description": "http:// or https://. Link-local and cloud metadata targets "
+    "(169.254.0.0/16, fe80::/10, metadata.google.internal, ...) are refused with 422 "
+    "refused_target, and private ones too when [dispatcher] refuse_private_targets is on.",
 }
 _SECRET = {"type": "string", "maxLength": 256, "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$"}
 
@@ -117,7 +120,12 @@ def _schemas() -> dict[str, Any]:
         "id": _STR,
         "name": _STR,
         "kind": {"type": "string", "enum": ["http", "handler"]},
-        "url": _NSTR,
+        "url": {
+            **_NSTR,
+            "description": "Where events go, shown with its credentials masked: the userinfo "
+            "password and the values of query parameters named like secrets (token, key, "
+            "secret, sig, auth, ...) read ***. Deliveries use the stored URL whole.",
+        },
         "events": {"type": "array", "items": _STR},
         "enabled": {"type": "boolean"},
         "disabled_reason": _NSTR,

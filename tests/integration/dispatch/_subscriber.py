@@ -22,6 +22,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic()
+    query: str = ""
 
 
 @dataclass
@@ -63,7 +64,13 @@ class Subscriber:
         path = request.match_info["path"]
         body = await request.read()
         self.received.append(
-            Received(path=path, headers=dict(request.headers), body=body, at=time.monotonic())
+            Received(
+                path=path,
+                headers=dict(request.headers),
+                body=body,
+                at=time.monotonic(),
+                query=request.query_string,
+            )
         )
         self.arrived.set()
         behaviour = self.behaviours.get(path, Behaviour())
