@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from payhook._hook import PayHook
+from payhook.config import DispatcherSettings, PayhookSettings
 from payhook.dispatch import Dispatcher, RetryPolicy
 from payhook.testing import FakeClock
 from tests.integration.dispatch._seed import (
@@ -140,3 +142,30 @@ async def test_metadata_targets_are_refused_at_connect_time(engine: AsyncEngine)
     [attempt] = await attempt_rows(engine, seeded.delivery_ids[0])
     assert attempt.error_class == "connect"
     assert "refused target: 169.254.169.254 is a link-local address" in attempt.error
+
+
+async def test_the_switch_reaches_the_dispatcher_from_the_config(
+    sqlite_database_url: str, subscriber: Subscriber
+) -> None:
+    """``[dispatcher] refuse_private_targets`` in the settings is what the hook's dispatcher
+    enforces."""
+    clock = FakeClock()
+    settings = PayhookSettings(
+        database_url=sqlite_database_url,
+        dispatcher=DispatcherSettings(refuse_private_targets=True),
+    )
+    hook = PayHook(settings, clock=clock, run_dispatcher=False)
+    await hook.start()
+    try:
+        engine = hook.store.engine
+        port = subscriber.base_url.rsplit(":", 1)[1]
+        subscriber.url("hooked")
+        url = f"http://localhost:{port}/hooked"
+        sub = await add_subscription(engine, name="hooked", url=url, now=clock.now())
+        seeded = await seed_events(engine, 1, subscription_ids=[sub], now=clock.now())
+        assert await hook.build_dispatcher().run_until_idle() == 1
+        assert subscriber.on("hooked") == []
+        [attempt] = await attempt_rows(engine, seeded.delivery_ids[0])
+        assert "refused target" in attempt.error
+    finally:
+        await hook.stop()
