@@ -213,6 +213,7 @@ def check_config(config: str | None, connect: bool) -> None:
         f"dispatcher: {len(d.retry_schedule)} retries over {sum(d.retry_schedule) / 3600:.1f} h, "
         f"timeout {d.request_timeout:g}s, concurrency {d.concurrency} "
         f"({d.per_subscription_concurrency} per subscription)"
+        + (", private targets refused" if d.refuse_private_targets else "")
     )
     for channel in settings.channels:
         click.echo(f"channel {channel.name}: {channel.provider}, {channel.summary()}")

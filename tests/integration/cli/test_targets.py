@@ -59,9 +59,16 @@ def test_check_config_refuses_targets(
 
 
 def test_private_targets_are_fine_by_default(tmp_path: Path, sqlite_database_url: str) -> None:
-    """Internal subscribers on private addresses (and the samples on 127.0.0.1) keep working."""
+    """Internal subscribers on private addresses (and the samples on 127.0.0.1) keep working;
+    the summary says when the switch is on."""
     config = config_file(tmp_path, sqlite_database_url, "http://192.168.1.20/hook")
-    assert payhook(config, "check-config").returncode == 0
+    result = payhook(config, "check-config")
+    assert result.returncode == 0
+    assert "private targets refused" not in result.stdout
+    config = config_file(tmp_path, sqlite_database_url, "https://crm.example/h", strict=True)
+    result = payhook(config, "check-config")
+    assert result.returncode == 0
+    assert "per subscription), private targets refused" in result.stdout
 
 
 def test_subscriptions_list_masks_credentials(tmp_path: Path, sqlite_database_url: str) -> None:
