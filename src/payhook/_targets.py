@@ -189,7 +189,7 @@ def refused_host(host: str, *, refuse_private: bool) -> str | None:
     numeric IPv4 spellings such as ``2852039166`` or ``0xa9.0xfe.0xa9.0xfe``).
     ``localhost`` (and ``*.localhost``) count as loopback.
     """
-    name = host.lower().rstrip(".")
+    name = unquote(host).lower().rstrip(".")
     if name in METADATA_HOSTS:
         return f"{name} is a cloud metadata service"
     if name == "localhost" or name.endswith(".localhost"):

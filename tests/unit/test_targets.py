@@ -168,6 +168,7 @@ def test_a_non_address_is_refused() -> None:
         "0xa9.0xfe.0xa9.0xfe",
         "0251.0376.0251.0376",
         "169.254.43518",
+        "%31%36%39.254.169.254",
     ],
 )
 def test_metadata_names_and_legacy_spellings_are_refused(host: str) -> None:
