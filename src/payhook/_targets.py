@@ -130,7 +130,7 @@ def mask_url(url: str) -> str:
     if parts.netloc or url.startswith(f"{out}//"):
         out += f"//{netloc}"
     out += parts.path
-    if parts.query or "?" in url:
+    if parts.query or "?" in url.partition("#")[0]:
         out += f"?{query}"
     if parts.fragment or "#" in url:
         out += f"#{fragment}"

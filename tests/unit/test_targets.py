@@ -47,6 +47,8 @@ from payhook.errors import InvalidUrlError, RefusedTargetError
         ("http://[::1]:9000/x?session_id=9", "http://[::1]:9000/x?session_id=***"),
         ("amqp://guest:guest@mq:5672/vh", "amqp://guest:***@mq:5672/vh"),
         ("http://u:pw@[::1/x?token=1", "http://***@[::1/x"),
+        ("https://h.example/p#a?token=1", "https://h.example/p#a?token=***"),
+        ("https://h.example/p?#", "https://h.example/p?#"),
     ],
     ids=[
         "plain",
@@ -62,6 +64,8 @@ from payhook.errors import InvalidUrlError, RefusedTargetError
         "ipv6",
         "other-scheme",
         "unparsable",
+        "question-mark-in-fragment",
+        "empty-query-and-fragment",
     ],
 )
 def test_mask_url(url: str, shown: str) -> None:
