@@ -41,6 +41,8 @@ def address_key(peername: Any) -> str | None:
     if not isinstance(peername, tuple) or not peername or not isinstance(peername[0], str):
         return None
     host: str = peername[0]
+    if not host:
+        return None
     if ":" not in host:
         return host  # IPv4, as the kernel wrote it
     try:
