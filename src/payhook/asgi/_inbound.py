@@ -23,7 +23,7 @@ from payhook._stores import CallbackStore, IntakeRecord
 from payhook.errors import DecryptionError, RefusedError, StorageError, VerificationError
 from payhook.providers import Outcome, Provider, RawNotification, Reply
 
-__all__ = ["InboundEndpoint"]
+__all__ = ["InboundEndpoint", "unknown_channel"]
 
 logger = logging.getLogger("payhook.inbound")
 
@@ -49,6 +49,18 @@ async def _send(send: Send, status: int, body: bytes, media_type: str | None) ->
         headers.append((b"content-type", _content_type(media_type)))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class _UnknownChannel:
+    """The contract's answer to a callback for no configured channel: plain 404.
+
+    An ASGI app object (Starlette would call a plain function with a Request)."""
+
+    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
+        await _send(send, 404, b"unknown channel", "text/plain")
+
+
+unknown_channel = _UnknownChannel()
 
 
 async def _respond(send: Send, reply: Reply, *, status: int | None = None) -> None:
@@ -123,7 +135,7 @@ class InboundEndpoint:
         channel = scope["path_params"]["channel"]
         provider = self._providers.get(channel)
         if provider is None:
-            await _send(send, 404, b"unknown channel", "text/plain")
+            await unknown_channel(scope, receive, send)
             return
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
@@ -148,32 +160,62 @@ class InboundEndpoint:
         )
         await _respond(send, await self._reply(provider, raw, scope))
 
+    def _refuse(
+        self,
+        provider: Provider,
+        raw: RawNotification,
+        client: str | None,
+        *,
+        reason: str,
+        message: str,
+        auth: bool = False,
+        logged: str | None = None,
+    ) -> Reply:
+        """A refused callback: logged, counted, audited, answered in the provider's format."""
+        level = logging.INFO if reason == "signature_probe" else logging.WARNING
+        logger.log(
+            level,
+            "callback refused: %s",
+            message if logged is None else logged,
+            extra={
+                "action": "callback_refused",
+                "channel": raw.channel,
+                "reason": reason,
+                "remote": client,
+            },
+        )
+        self._count(raw.channel, "refused", reason)
+        self._audit(raw, reason)
+        return provider.reply(Outcome.REFUSED_AUTH if auth else Outcome.REFUSED_MALFORMED, message)
+
     async def _reply(self, provider: Provider, raw: RawNotification, scope: Scope) -> Reply:
         channel = raw.channel
         client = scope["client"][0] if scope.get("client") else None
+        query = scope.get("query_string")
+        if query:
+            # Neither provider signs the URL: parameters there are anyone's. A notify URL
+            # must not carry any (docs/providers.md); the query itself is not logged, it
+            # may hold what someone thought was a secret.
+            return self._refuse(
+                provider,
+                raw,
+                client,
+                reason="query_string",
+                message="the notify URL must not carry a query string",
+                logged=f"query string on the notify URL ({len(query)} bytes); "
+                "the providers sign only the body",
+            )
         try:
             parsed = provider.verify(raw)
         except RefusedError as exc:
-            outcome = (
-                Outcome.REFUSED_AUTH
-                if isinstance(exc, VerificationError)
-                else Outcome.REFUSED_MALFORMED
+            return self._refuse(
+                provider,
+                raw,
+                client,
+                reason=exc.reason,
+                message=exc.message,
+                auth=isinstance(exc, VerificationError),
             )
-            level = logging.INFO if exc.reason == "signature_probe" else logging.WARNING
-            logger.log(
-                level,
-                "callback refused: %s",
-                exc.message,
-                extra={
-                    "action": "callback_refused",
-                    "channel": channel,
-                    "reason": exc.reason,
-                    "remote": client,
-                },
-            )
-            self._count(channel, "refused", exc.reason)
-            self._audit(raw, exc.reason)
-            return provider.reply(outcome, exc.message)
         except DecryptionError as exc:
             logger.error(
                 "authentic callback cannot be decrypted: %s",
