@@ -10,9 +10,12 @@ on a flood that misses.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -260,3 +263,52 @@ def _sample(metrics_text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+def _check_config(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PAYHOOK_")}
+    return subprocess.run(
+        [sys.executable, "-m", "payhook", "check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**base, **env},
+    )
+
+
+def test_check_config_shows_the_cap_and_refuses_a_bad_value(tmp_path: Path) -> None:
+    """``check-config`` prints the cap (or "no cap"); a negative value is one error line."""
+    config = tmp_path / "payhook.toml"
+    config.write_text(f'database_url = "sqlite+aiosqlite:///{tmp_path / "p.db"}"\n')
+    default = _check_config(config)
+    assert default.returncode == 0, default.stderr
+    assert "connections per address: 256 (payhook serve)" in default.stdout
+    env = _check_config(config, PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS="0")
+    assert "connections per address: no cap (payhook serve)" in env.stdout
+    config.write_text(config.read_text() + "max_connections_per_address = -1\n")
+    bad = _check_config(config)
+    assert bad.returncode == 1
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1, bad.stderr
+    assert lines[0].startswith("error: ")
+    assert "max_connections_per_address: " in lines[0]
+
+
+def test_ipv6_clients_are_capped_too() -> None:
+    """On an IPv6 listener (asyncio's 4-tuple peer names) ::1 is held to the cap as well."""
+    cap = ConnectionCap(3)
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        raise AssertionError("no request is sent")
+
+    server = ServerThread(app, host="::1", http=capped_protocol(cap), lifespan="off")
+    with server:
+        socks = [socket.create_connection(("::1", server.port)) for _ in range(5)]
+        try:
+            refused = _wait_for_answers(socks, 2)
+            assert all(data.startswith(b"HTTP/1.1 503 ") for data in refused.values())
+            assert cap.open_connections("::/64") == 3
+        finally:
+            for sock in socks:
+                sock.close()
