@@ -160,34 +160,6 @@ class InboundEndpoint:
         )
         await _respond(send, await self._reply(provider, raw, scope))
 
-    def _refuse(
-        self,
-        provider: Provider,
-        raw: RawNotification,
-        client: str | None,
-        *,
-        reason: str,
-        message: str,
-        auth: bool = False,
-        logged: str | None = None,
-    ) -> Reply:
-        """A refused callback: logged, counted, audited, answered in the provider's format."""
-        level = logging.INFO if reason == "signature_probe" else logging.WARNING
-        logger.log(
-            level,
-            "callback refused: %s",
-            message if logged is None else logged,
-            extra={
-                "action": "callback_refused",
-                "channel": raw.channel,
-                "reason": reason,
-                "remote": client,
-            },
-        )
-        self._count(raw.channel, "refused", reason)
-        self._audit(raw, reason)
-        return provider.reply(Outcome.REFUSED_AUTH if auth else Outcome.REFUSED_MALFORMED, message)
-
     async def _reply(self, provider: Provider, raw: RawNotification, scope: Scope) -> Reply:
         channel = raw.channel
         client = scope["client"][0] if scope.get("client") else None
@@ -196,26 +168,45 @@ class InboundEndpoint:
             # Neither provider signs the URL: parameters there are anyone's. A notify URL
             # must not carry any (docs/providers.md); the query itself is not logged, it
             # may hold what someone thought was a secret.
-            return self._refuse(
-                provider,
-                raw,
-                client,
-                reason="query_string",
-                message="the notify URL must not carry a query string",
-                logged=f"query string on the notify URL ({len(query)} bytes); "
+            logger.warning(
+                "callback refused: query string on the notify URL (%d bytes); "
                 "the providers sign only the body",
+                len(query),
+                extra={
+                    "action": "callback_refused",
+                    "channel": channel,
+                    "reason": "query_string",
+                    "remote": client,
+                },
+            )
+            self._count(channel, "refused", "query_string")
+            self._audit(raw, "query_string")
+            return provider.reply(
+                Outcome.REFUSED_MALFORMED, "the notify URL must not carry a query string"
             )
         try:
             parsed = provider.verify(raw)
         except RefusedError as exc:
-            return self._refuse(
-                provider,
-                raw,
-                client,
-                reason=exc.reason,
-                message=exc.message,
-                auth=isinstance(exc, VerificationError),
+            outcome = (
+                Outcome.REFUSED_AUTH
+                if isinstance(exc, VerificationError)
+                else Outcome.REFUSED_MALFORMED
             )
+            level = logging.INFO if exc.reason == "signature_probe" else logging.WARNING
+            logger.log(
+                level,
+                "callback refused: %s",
+                exc.message,
+                extra={
+                    "action": "callback_refused",
+                    "channel": channel,
+                    "reason": exc.reason,
+                    "remote": client,
+                },
+            )
+            self._count(channel, "refused", exc.reason)
+            self._audit(raw, exc.reason)
+            return provider.reply(outcome, exc.message)
         except DecryptionError as exc:
             logger.error(
                 "authentic callback cannot be decrypted: %s",
