@@ -14,12 +14,14 @@ import uvicorn
 class ServerThread:
     """Serve ``app`` with uvicorn on a pre-bound port (no races) until the block ends."""
 
-    def __init__(self, app: Any, **config: Any) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", **config: Any) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind((host, 0))
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.port}"
         config.setdefault("lifespan", "on")
         config.setdefault("log_config", None)
         config.setdefault("access_log", False)

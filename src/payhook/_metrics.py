@@ -19,6 +19,12 @@ class Metrics:
             ["channel", "outcome", "reason"],
             registry=self.registry,
         )
+        self.connections_refused = Counter(
+            "payhook_connections_refused",
+            "Connections `payhook serve` answered 503 and closed at once because their "
+            "remote address already held max_connections_per_address.",
+            registry=self.registry,
+        )
         self.events = Counter(
             "payhook_events",
             "Canonical events stored, by type.",

@@ -5,6 +5,10 @@ puts no limit on header size. A client that sends its headers one byte at a time
 says nothing, or trickles its body would keep a connection (and a `limit_concurrency` slot)
 forever. This protocol gives every request a deadline from its first byte (or from the
 connection) to its last, and refuses headers larger than 64 KiB.
+
+It also holds each remote address to ``max_connections_per_address`` live connections
+(:class:`~payhook._conncap.ConnectionCap`): a connection over the cap is answered 503 and
+closed as soon as it is made, before any request is read.
 """
 
 from __future__ import annotations
@@ -13,13 +17,20 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["GuardedHttpToolsProtocol"]
+from payhook._conncap import ConnectionCap, address_key
+
+__all__ = ["GuardedHttpToolsProtocol", "capped_protocol"]
 
 _431 = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-length: 0\r\nconnection: close\r\n\r\n"
 )
 _408 = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+_503_BODY = b"too many connections from this address\n"
+_503 = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_503_BODY), _503_BODY)
+)
 
 
 class _HeadersTooLarge(Exception):
@@ -32,6 +43,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     read_timeout_s = 10.0
     max_header_bytes = 64 * 1024
+    # Set on the class that capped_protocol() makes for one server; None: no per-address cap.
+    connection_cap: ConnectionCap | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._in_headers = True
@@ -40,7 +53,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._parsed_header_bytes = 0
         self._deadline: float | None = None
         self._read_timer: asyncio.TimerHandle | None = None
+        self._cap_key: str | None = None
+        # uvicorn's own set-up runs for a refused connection too: its connection_lost and
+        # shutdown then find everything they expect.
         super().connection_made(transport)
+        cap = self.connection_cap
+        if cap is not None and cap.limit:
+            key = address_key(transport.get_extra_info("peername"))
+            if key is not None:
+                if not cap.admit(key):
+                    self.connections.discard(self)  # not a slot of limit_concurrency
+                    transport.write(_503)
+                    transport.close()
+                    cap.refused(key, self.loop)
+                    return
+                self._cap_key = key
         self._arm()
 
     # One timer per connection, re-armed lazily: a request sets its deadline, finishing it
@@ -142,8 +169,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._raw_header_bytes = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._cap_key is not None and self.connection_cap is not None:
+            self.connection_cap.release(self._cap_key)
+            self._cap_key = None
         self._deadline = None
         if self._read_timer is not None:
             self._read_timer.cancel()
             self._read_timer = None
         super().connection_lost(exc)
+
+
+def capped_protocol(cap: ConnectionCap | None) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class for one server, whose connections share ``cap`` (None: no cap)."""
+
+    class CappedHttpToolsProtocol(GuardedHttpToolsProtocol):
+        connection_cap = cap
+
+    return CappedHttpToolsProtocol

@@ -68,8 +68,9 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
     """Run the receiver, the admin API and (unless --no-dispatcher) the dispatcher."""
     import uvicorn
 
+    from payhook._conncap import ConnectionCap
     from payhook._hook import PayHook
-    from payhook._protocol import GuardedHttpToolsProtocol
+    from payhook._protocol import capped_protocol
 
     settings = _settings(config, require_file=True)
     # The port first: nothing starts (no migration, no dispatcher) when it is taken.
@@ -80,17 +81,23 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
         sock.close()
         raise
     hook = PayHook(settings, run_dispatcher=not no_dispatcher, migrate=not no_migrate)
+    cap = ConnectionCap(
+        settings.max_connections_per_address, on_refused=hook.metrics.connections_refused.inc
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             hook.app,
             host=host,
             port=port,
             lifespan="on",
-            http=GuardedHttpToolsProtocol,
+            http=capped_protocol(cap),
             log_config=None,
             access_log=False,
             server_header=False,
-            # Slow or abusive clients must not exhaust the server.
+            # Slow or abusive clients must not exhaust the server (docs/reliability.md,
+            # "Connection cap and the edge"): an idle keep-alive connection is closed after
+            # 5 s, a request must arrive within 10 s of its first byte (_protocol.py), one
+            # address holds at most max_connections_per_address of these 2048 connections.
             timeout_keep_alive=5,
             limit_concurrency=2048,
             timeout_graceful_shutdown=15,
@@ -208,6 +215,10 @@ def check_config(config: str | None, connect: bool) -> None:
     click.echo(f"database: {url}")
     click.echo(f"admin API: {'on' if settings.admin_token else 'off (no admin_token)'}")
     click.echo(f"max body: {settings.max_body_bytes} bytes")
+    per_address = settings.max_connections_per_address
+    click.echo(
+        f"connections per address: {per_address if per_address else 'no cap'} (payhook serve)"
+    )
     d = settings.dispatcher
     click.echo(
         f"dispatcher: {len(d.retry_schedule)} retries over {sum(d.retry_schedule) / 3600:.1f} h, "

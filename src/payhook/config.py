@@ -156,6 +156,9 @@ class PayhookSettings(BaseSettings):
     database_url: str = Field(default="sqlite+aiosqlite:///./payhook.db", repr=False)
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
+    # `payhook serve` only: live connections one remote address (IPv6: one /64) may hold;
+    # 0 turns the cap off (behind a reverse proxy every connection comes from the proxy).
+    max_connections_per_address: int = Field(default=256, ge=0, le=1_000_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     dispatcher: DispatcherSettings = DispatcherSettings()

@@ -68,6 +68,20 @@ def test_env_overrides_top_level(sample: Path) -> None:
     assert settings.max_body_bytes == 4096
 
 
+def test_max_connections_per_address(sample: Path) -> None:
+    """The per-address connection cap: 256 unless set, 0 turns it off, the environment
+    overrides it, a negative value is refused."""
+    assert load_settings(sample).max_connections_per_address == 256
+    edit(
+        sample, "max_body_bytes = 65536", "max_body_bytes = 65536\nmax_connections_per_address = 0"
+    )
+    assert load_settings(sample).max_connections_per_address == 0
+    env = {"PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS": "32"}
+    assert load_settings(sample, environ=env).max_connections_per_address == 32
+    with pytest.raises(ConfigurationError, match="max_connections_per_address: "):
+        load_settings(sample, environ={"PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS": "-1"})
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [

@@ -16,7 +16,8 @@ from packaging.requirements import Requirement
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from payhook._protocol import GuardedHttpToolsProtocol
+from payhook._conncap import ConnectionCap
+from payhook._protocol import GuardedHttpToolsProtocol, capped_protocol
 
 pytestmark = pytest.mark.anyio
 
@@ -223,3 +224,80 @@ async def test_a_silent_connection_gets_408() -> None:
         await transport.closed.wait()
     assert transport.written.startswith(b"HTTP/1.1 408")
     protocol.connection_lost(None)
+
+
+# -- the per-address connection cap ---------------------------------------------------------
+
+
+class _PeerTransport(_Transport):
+    def __init__(self, peer: Any) -> None:
+        super().__init__()
+        self.peer = peer
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self.peer
+        return super().get_extra_info(name, default)
+
+
+def _capped(cap: ConnectionCap, state: ServerState, peer: Any) -> tuple[Any, Any]:
+    cls = capped_protocol(cap)
+    config = uvicorn.Config(_app, http=cls, log_config=None, lifespan="off")
+    config.load()
+    protocol = cls(
+        config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop()
+    )
+    transport = _PeerTransport(peer)
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def test_a_connection_over_the_cap_gets_503_and_is_closed_at_once() -> None:
+    """Over the cap: 503 and close from connection_made, no read deadline, no slot of
+    limit_concurrency; closing an admitted connection gives its place back."""
+    cap = ConnectionCap(2)
+    state = ServerState()
+    v4 = ("192.0.2.1", 40000)
+    mapped = ("::ffff:192.0.2.1", 40001, 0, 0)  # the same client over a dual-stack socket
+    first, _t1 = _capped(cap, state, v4)
+    second, _t2 = _capped(cap, state, mapped)
+    third, t3 = _capped(cap, state, v4)
+    assert bytes(t3.written).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"connection: close\r\n" in t3.written
+    assert t3.is_closing()
+    assert third not in state.connections
+    assert third._read_timer is None
+    third.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")  # ignored: it is closing
+    assert bytes(t3.written).count(b"HTTP/1.1") == 1
+    third.connection_lost(None)
+    assert cap.open_connections("192.0.2.1") == 2  # the refused one took no place
+    first.connection_lost(None)
+    assert cap.open_connections("192.0.2.1") == 1
+    fourth, t4 = _capped(cap, state, v4)
+    assert not t4.is_closing()
+    other, t5 = _capped(cap, state, ("192.0.2.2", 40000))  # another address, its own count
+    assert not t5.is_closing()
+    for protocol in (second, fourth, other):
+        protocol.connection_lost(None)
+    assert cap.addresses == 0
+
+
+async def test_an_admitted_connection_is_served_as_before() -> None:
+    cap = ConnectionCap(1)
+    protocol, transport = _capped(cap, ServerState(), ("192.0.2.1", 40000))
+    protocol.data_received(b"POST /notify/x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab")
+    await _wait(lambda: transport.written.startswith(b"HTTP/1.1 200"))
+    protocol.connection_lost(None)
+    assert cap.open_connections("192.0.2.1") == 0
+
+
+async def test_no_cap_for_a_unix_socket_or_a_zero_limit() -> None:
+    cases: tuple[tuple[ConnectionCap, Any], ...] = (
+        (ConnectionCap(1), ""),  # what asyncio gives for a Unix socket's peer
+        (ConnectionCap(0), ("192.0.2.1", 1)),
+    )
+    for cap, peer in cases:
+        protocols = [_capped(cap, ServerState(), peer) for _ in range(3)]
+        assert not any(transport.is_closing() for _p, transport in protocols)
+        for protocol, _t in protocols:
+            protocol.connection_lost(None)

@@ -211,7 +211,7 @@ def create_admin_app(operations: Operations, *, token: str) -> Starlette:
     async def openapi(request: Request) -> Response:
         return json_response(openapi_document(str(request.scope.get("root_path") or "/admin")))
 
-    return Starlette(
+    app = Starlette(
         routes=[
             by_method("/openapi.json", GET=openapi),
             by_method("/events", GET=routes.list_events),
@@ -225,3 +225,6 @@ def create_admin_app(operations: Operations, *, token: str) -> Starlette:
         middleware=[Middleware(BearerAuth, token=token)],
         exception_handlers={HTTPException: _http_error},
     )
+    # /admin/events/ is 404, not a redirect built from the request's Host header.
+    app.router.redirect_slashes = False
+    return app

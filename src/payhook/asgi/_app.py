@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from payhook._metrics import Metrics
 from payhook.asgi._admin import create_admin_app
+from payhook.asgi._inbound import unknown_channel
 from payhook.operations import Operations
 
 __all__ = ["create_app"]
@@ -51,10 +52,19 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/notify/{channel}", inbound, methods=["POST"]),
+        # Any other path under /notify (a trailing slash, more segments, none) is no channel:
+        # the contract's plain 404, never a redirect (Starlette's redirect_slashes would
+        # build one from the Host header, see below).
+        Route("/notify/{rest:path}", unknown_channel, methods=["POST"]),
+        Route("/notify", unknown_channel, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", render_metrics, methods=["GET"]),
     ]
     if admin_token is not None:
         routes.append(Mount("/admin", app=create_admin_app(operations, token=admin_token)))
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    # No redirects at all: Starlette's slash redirect points at whatever Host the request
+    # named (an open redirect), and providers do not follow redirects anyway.
+    app.router.redirect_slashes = False
+    return app

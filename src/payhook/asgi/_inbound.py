@@ -23,7 +23,7 @@ from payhook._stores import CallbackStore, IntakeRecord
 from payhook.errors import DecryptionError, RefusedError, StorageError, VerificationError
 from payhook.providers import Outcome, Provider, RawNotification, Reply
 
-__all__ = ["InboundEndpoint"]
+__all__ = ["InboundEndpoint", "unknown_channel"]
 
 logger = logging.getLogger("payhook.inbound")
 
@@ -49,6 +49,18 @@ async def _send(send: Send, status: int, body: bytes, media_type: str | None) ->
         headers.append((b"content-type", _content_type(media_type)))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class _UnknownChannel:
+    """The contract's answer to a callback for no configured channel: plain 404.
+
+    An ASGI app object (Starlette would call a plain function with a Request)."""
+
+    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
+        await _send(send, 404, b"unknown channel", "text/plain")
+
+
+unknown_channel = _UnknownChannel()
 
 
 async def _respond(send: Send, reply: Reply, *, status: int | None = None) -> None:
@@ -123,7 +135,7 @@ class InboundEndpoint:
         channel = scope["path_params"]["channel"]
         provider = self._providers.get(channel)
         if provider is None:
-            await _send(send, 404, b"unknown channel", "text/plain")
+            await unknown_channel(scope, receive, send)
             return
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
@@ -151,6 +163,27 @@ class InboundEndpoint:
     async def _reply(self, provider: Provider, raw: RawNotification, scope: Scope) -> Reply:
         channel = raw.channel
         client = scope["client"][0] if scope.get("client") else None
+        query = scope.get("query_string")
+        if query:
+            # Neither provider signs the URL: parameters there are anyone's. A notify URL
+            # must not carry any (docs/providers.md); the query itself is not logged, it
+            # may hold what someone thought was a secret.
+            logger.warning(
+                "callback refused: query string on the notify URL (%d bytes); "
+                "the providers sign only the body",
+                len(query),
+                extra={
+                    "action": "callback_refused",
+                    "channel": channel,
+                    "reason": "query_string",
+                    "remote": client,
+                },
+            )
+            self._count(channel, "refused", "query_string")
+            self._audit(raw, "query_string")
+            return provider.reply(
+                Outcome.REFUSED_MALFORMED, "the notify URL must not carry a query string"
+            )
         try:
             parsed = provider.verify(raw)
         except RefusedError as exc:

@@ -139,6 +139,32 @@ def test_unknown_channel(served: tuple[str, str]) -> None:
     assert httpx.post(f"{url}/notify/nope", content=b"ok:1").status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/notify/fake/", "/notify/fake/x", "/notify/", "/notify"])
+def test_other_paths_under_notify_are_unknown_channels(served: tuple[str, str], path: str) -> None:
+    """A trailing slash or any other path under /notify: the plain 404, no redirect."""
+    url, database_url = served
+    response = httpx.post(url + path, content=b"ok:slash", headers={"host": "evil.example"})
+    assert (response.status_code, response.content) == (404, b"unknown channel")
+    assert "location" not in response.headers
+    assert asyncio.run(stored_events(database_url)) == 0
+
+
+def test_a_query_string_is_refused(served: tuple[str, str]) -> None:
+    """A callback with a query string is refused in the provider's format and counted with
+    reason query_string; nothing is stored. The same body without it is accepted."""
+    url, database_url = served
+    response = httpx.post(f"{url}/notify/fake?paid=1", content=b"ok:q1")
+    assert (response.status_code, response.content) == (400, b"refused_malformed")
+    assert asyncio.run(stored_events(database_url)) == 0
+    text = httpx.get(f"{url}/metrics").text
+    assert (
+        'payhook_callbacks_total{channel="fake",outcome="refused",reason="query_string"} 1.0'
+        in text
+    )
+    assert httpx.post(f"{url}/notify/fake", content=b"ok:q1").status_code == 200
+    assert asyncio.run(stored_events(database_url)) == 1
+
+
 def test_body_limit(served: tuple[str, str]) -> None:
     """Bodies over max_body_bytes get 413, with or without a content-length."""
     url, database_url = served
