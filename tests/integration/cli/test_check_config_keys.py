@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,40 @@ def test_check_config_names_a_garbled_key_file(tmp_path: Path) -> None:
         f"{path}: channels[0] (alipay): alipay_public_key_file keys/alipay_public.pem "
         f"({resolved}): holds a private key (BEGIN PRIVATE KEY), not a public key",
     )
+
+
+@pytest.fixture
+def mismatched_simulator(tmp_path: Path) -> Path:
+    return alipay_config(
+        tmp_path,
+        alipay_public_key=public_pem(rsa_key("alipay")),
+        simulator_private_key=private_pem(rsa_key("simulator")),
+    )
+
+
+def test_simulate_warns_before_sending(mismatched_simulator: Path) -> None:
+    """`payhook simulate` on such a channel says why its callback will be refused."""
+    unused = f"http://127.0.0.1:{free_port()}/notify/alipay"
+    result = payhook(
+        "simulate", "alipay", "--order", "A-1", "--amount", "1.00",
+        "--config", str(mismatched_simulator), "--url", unused,
+    )  # fmt: skip
+    assert result.returncode == 1
+    first, second = result.stderr.splitlines()
+    assert first.startswith("warning: channels[0] (alipay): simulator_private_key (SHA256:")
+    assert "callbacks sent by `payhook simulate` to this channel will be refused" in first
+    assert second.startswith("error: cannot reach")
+
+
+def test_serve_warns_at_start(mismatched_simulator: Path) -> None:
+    """`payhook serve` prints the warning before anything else (here it then stops: its port
+    is taken, which ends the test without a server to stop)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        result = payhook("serve", "--config", str(mismatched_simulator), "--port", str(port))
+    assert result.returncode == 1
+    first, second = result.stderr.splitlines()[:2]
+    assert first.startswith("warning: channels[0] (alipay): simulator_private_key (SHA256:")
+    assert second.startswith(f"error: cannot listen on 127.0.0.1:{port}")
