@@ -266,8 +266,8 @@ def _resolve_files(
             raise ConfigurationError(f"{where}.{key}: must be a list of paths")
         inline = list(section.get(name, []))
         for i, item in enumerate(files):
-            sources[f"{name}[{len(inline)}]"] = f"{key}[{i}] {_source(item, base)}"
             inline.append(_read(item, base, f"{where}.{key}[{i}]"))
+            sources[f"{name}[{len(inline) - 1}]"] = f"{key}[{i}] {_source(item, base)}"
         section[name] = inline
     return sources
 

@@ -406,3 +406,11 @@ def test_unknown_key_suggests(sample: Path, old: str, new: str, expected: str) -
     assert old in text
     sample.write_text(text.replace(old, new, 1))
     assert refused(sample) == f"{sample}: {expected}"
+
+
+def test_non_path_in_a_file_list_is_one_line(tmp_path: Path) -> None:
+    """A list of files holding something else than a path: one line, no traceback."""
+    path = config(tmp_path, wechat(platform_certificate_files=[1]))
+    assert (
+        refused(path) == f"{path}: channels[0].platform_certificate_files[0]: must be a file path"
+    )
