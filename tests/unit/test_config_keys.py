@@ -414,3 +414,38 @@ def test_non_path_in_a_file_list_is_one_line(tmp_path: Path) -> None:
     assert (
         refused(path) == f"{path}: channels[0].platform_certificate_files[0]: must be a file path"
     )
+
+
+def test_summary_names_a_certificate_file_by_its_first_certificate(tmp_path: Path) -> None:
+    """Certificate mode: the Alipay certificate file (leaf + intermediate) is shown once, by
+    the leaf's key, the one callbacks verify with; platform certificates one by one."""
+    root, intermediate, alipay_key = rsa_key("alipay-root"), rsa_key("inter"), rsa_key("alipay")
+    root_pem = certificate(root, subject="Alipay Root", ca=True, serial=1)
+    inter_pem = certificate(
+        intermediate, issuer_key=root, subject="Inter", issuer="Alipay Root", ca=True, serial=2
+    )
+    leaf = certificate(alipay_key, issuer_key=intermediate, subject="leaf", issuer="Inter")
+    settings = load_settings(
+        config(
+            tmp_path,
+            alipay(
+                alipay_public_cert=leaf + inter_pem,
+                alipay_root_cert=root_pem,
+                app_private_key=private_pem(rsa_key("app")),
+            ),
+            wechat(
+                platform_certificates=[
+                    certificate(rsa_key("platform"), serial=0xABC)
+                    + certificate(rsa_key("wechatpay"), serial=0xDEF)
+                ]
+            ),
+        )
+    )
+    assert key_summary(settings.channels[0]) == (
+        f"alipay_public_cert {key_fingerprint(alipay_key)}, "
+        f"app key set {key_fingerprint(rsa_key('app'))}"
+    )
+    assert key_summary(settings.channels[1]) == (
+        f"platform certificate ABC {key_fingerprint(rsa_key('platform'))}, "
+        f"platform certificate DEF {key_fingerprint(rsa_key('wechatpay'))}"
+    )

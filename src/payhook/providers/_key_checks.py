@@ -196,12 +196,15 @@ def key_summary(channel: ChannelSettings) -> str:
     Raises:
         ConfigurationError: a key cannot be parsed.
     """
-    return ", ".join(
-        f"{_name(key)} {key.fingerprint}"
-        if key.slot.role == "provider"
-        else f"{key.slot.label or key.label} {key.fingerprint}"
-        for key in channel_keys(channel)
-    )
+    shown: list[str] = []
+    labels: set[str] = set()
+    for key in channel_keys(channel):
+        if key.label in labels and not key.slot.label:
+            continue  # a certificate file's intermediates: its first certificate names it
+        labels.add(key.label)
+        name = _name(key) if key.slot.role == "provider" else key.slot.label or key.label
+        shown.append(f"{name} {key.fingerprint}")
+    return ", ".join(shown)
 
 
 def signature_hint(channel: str, key_name: str, fingerprint: str) -> str:
