@@ -32,7 +32,7 @@ from payhook._runtime import prepare_long_running_process
 from payhook._targets import mask_url
 from payhook._version import __version__
 from payhook.config import load_settings
-from payhook.providers import build_simulator, simulated_events
+from payhook.providers import build_simulator, key_summary, simulated_events
 
 __all__ = ["DEFAULT_SERVE_URL", "main"]
 
@@ -73,6 +73,8 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
     from payhook._protocol import capped_protocol
 
     settings = _settings(config, require_file=True)
+    for warning in settings.key_warnings():
+        click.echo(f"warning: {warning}", err=True)
     # The port first: nothing starts (no migration, no dispatcher) when it is taken.
     sock = _listen(host, port)
     try:
@@ -227,21 +229,36 @@ def check_config(config: str | None, connect: bool) -> None:
         + (", private targets refused" if d.refuse_private_targets else "")
     )
     for channel in settings.channels:
-        click.echo(f"channel {channel.name}: {channel.provider}, {channel.summary()}")
+        keys = key_summary(channel)
+        click.echo(
+            f"channel {channel.name}: {channel.provider}, {channel.summary()}"
+            + (f", {keys}" if keys else "")
+        )
     for sub in settings.subscriptions:
         state = "enabled" if sub.enabled else "disabled"
         click.echo(
             f"subscription {sub.name}: {mask_url(sub.url)} events={','.join(sub.events)} "
             f"secret=whsec_*** ({state})"
         )
+    warnings = settings.key_warnings()
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
     if connect:
         from payhook.operations import database_report
 
         for line in asyncio.run(database_report(settings.database_url)):
             click.echo(line)
-        click.echo("configuration OK")
+        click.echo(f"configuration OK{_warned(warnings)}")
     else:
-        click.echo("configuration OK (database not opened; --connect checks it)")
+        click.echo(
+            f"configuration OK{_warned(warnings)} (database not opened; --connect checks it)"
+        )
+
+
+def _warned(warnings: tuple[str, ...]) -> str:
+    return (
+        "" if not warnings else f" with {len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
+    )
 
 
 # -- simulate ---------------------------------------------------------------------------------
@@ -302,6 +319,10 @@ def simulate(
     if event == "refund" and refund_fen is None:
         refund_fen = amount_fen
     simulator = build_simulator(settings_channel)
+    index = settings.channels.index(settings_channel)
+    for warning in settings.key_warnings():
+        if warning.startswith(f"channels[{index}] "):
+            click.echo(f"warning: {warning}", err=True)
     try:
         callback = simulator.build(
             order_id=order_id,

@@ -6,13 +6,15 @@ plain constructor arguments.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
+    BaseModel,
     Field,
     PlainValidator,
     SecretStr,
@@ -40,7 +42,13 @@ from payhook._subscription_rules import (
     validate_url,
 )
 from payhook.errors import ConfigurationError, InvalidSubscriptionError
-from payhook.providers import ChannelSettings, check_channel, provider_kinds, provider_spec
+from payhook.providers import (
+    ChannelSettings,
+    check_channel,
+    key_findings,
+    provider_kinds,
+    provider_spec,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -219,6 +227,16 @@ class PayhookSettings(BaseSettings):
                     raise ValueError(f"subscriptions[{i}].url: {exc.problem}") from None
         return self
 
+    def key_warnings(self) -> tuple[str, ...]:
+        """Key mistakes that do not stop payhook, one line each (e.g. a simulator key that
+        cannot sign for the channel's provider key: ``payhook simulate`` would be refused).
+        """
+        return tuple(
+            f"channels[{f.index}] ({self.channels[f.index].name}): {f.message}"
+            for f in key_findings(self.channels)
+            if f.severity == "warning"
+        )
+
     def channel(self, name: str) -> ChannelSettings:
         """The channel called ``name``."""
         for channel in self.channels:
@@ -236,16 +254,25 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def _resolve_files(
     section: dict[str, Any], base: Path, where: str, model: type[ChannelSettings]
-) -> None:
+) -> dict[str, str]:
     """Replace ``<name>_file`` entries by the file's text under ``<name>``, and append the
-    files of each list in ``model.key_file_lists`` to its tuple of inline values."""
+    files of each list in ``model.key_file_lists`` to its tuple of inline values.
+
+    Returns:
+        For each value read from a file, the setting's label (``alipay_public_key``,
+        ``platform_certificates[1]``) -> the file as written and as resolved, so that an
+        error about the value names the file it came from.
+    """
+    sources: dict[str, str] = {}
     for name in model.key_files:
         key = f"{name}_file"
         if key not in section:
             continue
         if name in section:
             raise ConfigurationError(f"{where}.{key}: give either {name} or {key}, not both")
-        section[name] = _read(section.pop(key), base, f"{where}.{key}")
+        path = section.pop(key)
+        section[name] = _read(path, base, f"{where}.{key}")
+        sources[name] = f"{key} {_source(path, base)}"
     for key, name in model.key_file_lists:
         if key not in section:
             continue
@@ -255,7 +282,16 @@ def _resolve_files(
         inline = list(section.get(name, []))
         for i, item in enumerate(files):
             inline.append(_read(item, base, f"{where}.{key}[{i}]"))
+            sources[f"{name}[{len(inline) - 1}]"] = f"{key}[{i}] {_source(item, base)}"
         section[name] = inline
+    return sources
+
+
+def _source(path: str, base: Path) -> str:
+    """``keys/a.pem (/etc/payhook/keys/a.pem)``: the path as written and as resolved."""
+    full = Path(path) if Path(path).is_absolute() else base / path
+    resolved = str(full.resolve())
+    return path if resolved == path else f"{path} ({resolved})"
 
 
 def _read(path: object, base: Path, where: str) -> str:
@@ -285,7 +321,9 @@ def _absolute_sqlite(url: str, base: Path) -> str:
 
 
 def _format_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt key also makes the key it should have been "missing": the typo is the news.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     parts: list[str] = []
     for item in err["loc"]:
         if isinstance(item, int):
@@ -297,12 +335,91 @@ def _format_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
         return message
     key = ".".join(parts)
     if err["type"] == "extra_forbidden":
-        message = "unknown key"
+        message = "unknown key" + _did_you_mean(err["loc"], data)
     elif err["type"] == "missing":
         message = "is required"
     elif err["type"] == "union_tag_invalid":
         message = f"provider must be one of {', '.join(provider_kinds())}"
     return f"{key}: {message}"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings model inside a field's annotation (``tuple[Model, ...]``, ``Model | None``,
+    ``Annotated[...]``), if any."""
+    if isinstance(annotation, type):
+        return annotation if issubclass(annotation, BaseModel) else None
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    keys = [field.alias or name for name, field in model.model_fields.items()]
+    if issubclass(model, ChannelSettings):
+        keys += [f"{name}_file" for name in model.key_files]
+        keys += [list_key for list_key, _name in model.key_file_lists]
+    return keys
+
+
+def _did_you_mean(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
+    """`` in channel 'alipay'; did you mean 'alipay_public_key_file'?`` for the unknown key
+    at ``loc``, or ``""`` when nothing is close."""
+    model: type[BaseModel] | None = PayhookSettings
+    node: Any = data
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        node = node.get(part) if isinstance(node, Mapping) else None
+        model = _model_of(field.annotation) if field is not None else None
+    if model is None:
+        return ""
+    where = ""
+    if isinstance(node, Mapping):
+        name = node.get("name")
+        if issubclass(model, ChannelSettings):
+            kind = node.get("provider")
+            if isinstance(kind, str) and kind in provider_kinds():
+                model = provider_spec(kind).settings
+            where = f" in channel {name!r}" if isinstance(name, str) else ""
+        elif issubclass(model, SubscriptionSettings) and isinstance(name, str):
+            where = f" in subscription {name!r}"
+    word = str(loc[-1])
+    elsewhere = _belongs_elsewhere(word, model)
+    if elsewhere:
+        return where + elsewhere
+    close = difflib.get_close_matches(word, _known_keys(model), n=1, cutoff=0.6)
+    return f"{where}; did you mean {close[0]!r}?" if close else where
+
+
+def _belongs_elsewhere(word: str, model: type[BaseModel]) -> str:
+    """A key that is valid in another place: a section of the top level, or a channel of
+    another provider."""
+    if model is PayhookSettings:
+        for name, field in model.model_fields.items():
+            nested = _model_of(field.annotation)
+            if nested is None:
+                continue
+            known = _known_keys(nested)
+            if nested is ChannelSettings:
+                known += [
+                    k
+                    for kind in provider_kinds()
+                    for k in _known_keys(provider_spec(kind).settings)
+                ]
+            if word in known:
+                table = f"[[{name}]]" if get_origin(field.annotation) is tuple else f"[{name}]"
+                return f" here; it belongs under {table}"
+    if issubclass(model, ChannelSettings):
+        others = [
+            kind for kind in provider_kinds() if word in _known_keys(provider_spec(kind).settings)
+        ]
+        if others:
+            return f"; it is a key of {', '.join(others)} channels"
+    return ""
 
 
 def load_settings(
@@ -330,12 +447,14 @@ def load_settings(
     elif require_file or path is not None:
         raise ConfigurationError(f"{label}: config file not found")
     base = file.resolve().parent
+    sources: dict[int, dict[str, str]] = {}
     try:
         channels = data.get("channels")
         for i, channel in enumerate(channels if isinstance(channels, list) else ()):
             kind = channel.get("provider") if isinstance(channel, dict) else None
             if isinstance(kind, str) and kind in provider_kinds():
-                _resolve_files(channel, base, f"channels[{i}]", provider_spec(kind).settings)
+                model = provider_spec(kind).settings
+                sources[i] = _resolve_files(channel, base, f"channels[{i}]", model)
         env = os.environ if environ is None else environ
         db_url = env.get("PAYHOOK_DATABASE_URL", data.get("database_url"))
         if isinstance(db_url, str):
@@ -349,7 +468,7 @@ def load_settings(
         raise ConfigurationError(f"{label}: {exc.message}") from None
     except ValidationError as exc:
         raise ConfigurationError(f"{label}: {_format_error(exc, data)}") from None
-    _check_key_material(settings, label)
+    _check_key_material(settings, label, sources)
     return settings
 
 
@@ -371,12 +490,31 @@ def _restore_environ(saved: dict[str, str] | None) -> None:
     os.environ.update(saved)
 
 
-def _check_key_material(settings: PayhookSettings, label: str) -> None:
-    """Parse every key now, so a bad one fails at start, not at the first callback."""
+def _check_key_material(
+    settings: PayhookSettings, label: str, sources: Mapping[int, Mapping[str, str]]
+) -> None:
+    """Parse every key now, so a bad one fails at start, not at the first callback; then
+    refuse a provider key that is the public half of one of our own private keys."""
     for i, channel in enumerate(settings.channels):
         try:
             check_channel(channel)
         except ConfigurationError as exc:
+            message = _name_source(exc.message, sources.get(i, {}))
             raise ConfigurationError(
-                f"{label}: channels[{i}] ({channel.name}): {exc.message}"
+                f"{label}: channels[{i}] ({channel.name}): {message}"
             ) from None
+    for finding in key_findings(settings.channels):
+        if finding.severity == "error":
+            name = settings.channels[finding.index].name
+            raise ConfigurationError(
+                f"{label}: channels[{finding.index}] ({name}): {finding.message}"
+            )
+
+
+def _name_source(message: str, sources: Mapping[str, str]) -> str:
+    """``alipay_public_key: …`` -> ``alipay_public_key_file keys/a.pem (/abs/keys/a.pem): …``
+    when the value was read from that file."""
+    for key in sorted(sources, key=len, reverse=True):
+        if message.startswith(key) and message[len(key) : len(key) + 1] in (":", " "):
+            return sources[key] + message[len(key) :]
+    return message

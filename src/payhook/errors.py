@@ -117,9 +117,19 @@ class VerificationError(RefusedError):
 
 
 class SignatureError(VerificationError):
-    """The signature is missing, malformed or does not match."""
+    """The signature is missing, malformed or does not match.
+
+    ``hint`` (for the log only, never the provider's reply): which key the channel verified
+    with, by fingerprint, and where the fix for a wrong key is documented.
+    """
 
     default_reason = "bad_signature"
+
+    def __init__(
+        self, message: str | None = None, *, reason: str | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.hint = hint
 
 
 class SignatureProbeError(VerificationError):

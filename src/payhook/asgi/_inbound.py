@@ -20,7 +20,13 @@ from starlette.types import Receive, Scope, Send
 from payhook._clock import Clock
 from payhook._metrics import Metrics
 from payhook._stores import CallbackStore, IntakeRecord
-from payhook.errors import DecryptionError, RefusedError, StorageError, VerificationError
+from payhook.errors import (
+    DecryptionError,
+    RefusedError,
+    SignatureError,
+    StorageError,
+    VerificationError,
+)
 from payhook.providers import Outcome, Provider, RawNotification, Reply
 
 __all__ = ["InboundEndpoint", "unknown_channel"]
@@ -193,10 +199,11 @@ class InboundEndpoint:
                 else Outcome.REFUSED_MALFORMED
             )
             level = logging.INFO if exc.reason == "signature_probe" else logging.WARNING
+            hint = exc.hint if isinstance(exc, SignatureError) else None
             logger.log(
                 level,
                 "callback refused: %s",
-                exc.message,
+                exc.message if hint is None else f"{exc.message}; {hint}",
                 extra={
                     "action": "callback_refused",
                     "channel": channel,

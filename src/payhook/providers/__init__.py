@@ -21,6 +21,7 @@ from payhook.providers._base import (
     SimulatedCallback,
     Simulator,
 )
+from payhook.providers._key_checks import KeyFinding, key_findings, key_summary
 from payhook.providers._registry import (
     build_channel,
     build_provider,
@@ -33,13 +34,15 @@ from payhook.providers._registry import (
     simulated_events,
     unregister_provider,
 )
-from payhook.providers._settings import ChannelSettings
+from payhook.providers._settings import ChannelSettings, KeySlot
 
 __all__ = [
     "BackgroundTask",
     "CertificateStore",
     "ChannelRuntime",
     "ChannelSettings",
+    "KeyFinding",
+    "KeySlot",
     "Outcome",
     "ParsedNotification",
     "Provider",
@@ -55,6 +58,8 @@ __all__ = [
     "build_simulator",
     "check_channel",
     "event_providers",
+    "key_findings",
+    "key_summary",
     "provider_kinds",
     "provider_spec",
     "register_provider",

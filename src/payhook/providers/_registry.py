@@ -17,6 +17,7 @@ from payhook.providers._base import (
     ProviderSpec,
     Simulator,
 )
+from payhook.providers._key_checks import channel_keys
 from payhook.providers._settings import ChannelSettings
 from payhook.providers.alipay import SPEC as ALIPAY
 from payhook.providers.wechatpay_v2 import SPEC as WECHATPAY_V2
@@ -111,6 +112,7 @@ def build_simulator(channel: ChannelSettings) -> Simulator:
 def check_channel(channel: ChannelSettings) -> None:
     """Parse every key of ``channel`` now (raises ConfigurationError naming the key)."""
     spec = provider_spec(channel.provider)
+    channel_keys(channel)
     spec.build(channel, ProviderContext(clock=SystemClock()))
     if spec.check is not None:
         spec.check(channel)

@@ -68,12 +68,17 @@ def test_toy_config_loads(toy: None, tmp_path: Path, database_url: str) -> None:
 
 
 def test_toy_config_errors_name_the_key(toy: None, tmp_path: Path, database_url: str) -> None:
-    """The toy's settings errors read like the built-in ones: file, key, one line."""
+    """The toy's settings errors read like the built-in ones: file, key, one line; a
+    misspelt key is reported as such (with the key it was probably meant to be), not as the
+    required key it left missing."""
     path = write_config(tmp_path, database_url)
     path.write_text(path.read_text().replace('merchant_id = "m-1"\n', 'merchant = "m-1"\n'))
     with pytest.raises(ConfigurationError) as info:
         load_settings(path)
-    assert info.value.message == f"{path}: channels[1].merchant_id: is required"
+    assert info.value.message == (
+        f"{path}: channels[1].merchant: unknown key in channel 'toy-shop'; "
+        "did you mean 'merchant_id'?"
+    )
 
 
 def test_unregistered_toy_is_an_unknown_provider(tmp_path: Path, database_url: str) -> None:

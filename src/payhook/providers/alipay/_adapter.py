@@ -27,6 +27,7 @@ from payhook.events import (
     parse_beijing,
 )
 from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
+from payhook.providers._key_checks import signature_hint
 from payhook.providers.alipay._fields import check_identifiers
 from payhook.providers.alipay._form import (
     SIGN_TYPES,
@@ -35,7 +36,7 @@ from payhook.providers.alipay._form import (
     parse_form,
     string_to_sign,
 )
-from payhook.signing import rsa_verify
+from payhook.signing import key_fingerprint, rsa_verify
 
 __all__ = ["PROVIDER", "AlipayProvider"]
 
@@ -98,6 +99,8 @@ class AlipayProvider:
         self.alipay_cert_sn = alipay_cert_sn
         self.sign_types = frozenset(sign_types)
         self.sub_merchant_ids = None if sub_merchant_ids is None else frozenset(sub_merchant_ids)
+        key_name = "alipay_public_key" if alipay_cert_sn is None else "alipay_public_cert"
+        self._key_hint = signature_hint(channel, key_name, key_fingerprint(public_key))
 
     def __repr__(self) -> str:
         return f"AlipayProvider(channel={self.channel!r}, app_id={self.app_id!r})"
@@ -156,7 +159,9 @@ class AlipayProvider:
             self.public_key, string_to_sign(form, drop_empty=True), signature, digest=digest
         ):
             return
-        raise SignatureError("the signature does not match", reason="bad_signature")
+        raise SignatureError(
+            "the signature does not match", reason="bad_signature", hint=self._key_hint
+        )
 
     def _parse(self, fields: Mapping[str, str]) -> ParsedNotification:
         check_identifiers(fields)

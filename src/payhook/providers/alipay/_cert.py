@@ -139,11 +139,11 @@ def alipay_root_cert_sn(bundle_pem: bytes) -> str:
     """
     sns = [
         alipay_cert_sn(cert)
-        for cert in _pem_certificates(bundle_pem, "the Alipay root certificate")
+        for cert in _pem_certificates(bundle_pem, "alipay_root_cert:")
         if cert is not None and _is_rsa_family(cert)
     ]
     if not sns:
-        raise ConfigurationError("the Alipay root certificate holds no RSA certificate")
+        raise ConfigurationError("alipay_root_cert: holds no RSA certificate")
     return "_".join(sns)
 
 
@@ -211,7 +211,7 @@ def load_alipay_cert_mode(
         ConfigurationError: a file holds no usable certificate, the key is not RSA, or the
             public certificate does not chain to the root bundle.
     """
-    what = "the Alipay public certificate"
+    what = "alipay_public_cert:"
     first = _pem_certificates(public_cert_pem, what)[0]
     if first is None:
         raise ConfigurationError(f"{what} cannot be parsed")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from payhook.providers._settings import ChannelSettings
+from payhook.providers._settings import ChannelSettings, KeySlot
 
 __all__ = ["AlipayChannel"]
 
@@ -19,6 +19,26 @@ class AlipayChannel(ChannelSettings):
         "alipay_public_cert",
         "alipay_root_cert",
         "simulator_private_key",
+        "app_private_key",
+    )
+    key_slots = (
+        KeySlot(
+            "alipay_public_key",
+            "public_key",
+            "provider",
+            own_key_mistake="alipay_public_key is your app's own public key; "
+            "paste the Alipay public key from the console",
+        ),
+        KeySlot(
+            "alipay_public_cert",
+            "certificate",
+            "provider",
+            own_key_mistake="alipay_public_cert is your app's own certificate "
+            "(appCertPublicKey_<app_id>.crt); give the Alipay public certificate "
+            "(alipayCertPublicKey_RSA2.crt) from the console",
+        ),
+        KeySlot("app_private_key", "private_key", "own", label="app key set"),
+        KeySlot("simulator_private_key", "private_key", "simulator", label="simulator key set"),
     )
 
     provider: Literal["alipay"]
@@ -32,6 +52,8 @@ class AlipayChannel(ChannelSettings):
     # Partner mode: the auth_app_id values accepted besides the channel's own app_id.
     sub_merchant_ids: tuple[str, ...] | None = Field(default=None, min_length=1)
     simulator_private_key: SecretStr | None = None
+    # contract §11: the app's RSA2 private key (provider queries sign with it).
+    app_private_key: SecretStr | None = None
 
     @model_validator(mode="after")
     def _one_mode(self) -> AlipayChannel:
@@ -47,12 +69,11 @@ class AlipayChannel(ChannelSettings):
         return self
 
     def summary(self) -> str:
-        """App id, key mode, seller and whether a simulator key is set."""
+        """App id, key mode and seller (``check-config`` adds the keys' fingerprints)."""
         mode = "public-key mode" if self.alipay_public_key else "certificate mode"
         extra = f", seller_id {self.seller_id}" if self.seller_id else ""
         if self.sign_types != ("RSA2",):
             extra += f", sign_types {'/'.join(self.sign_types)}"
         if self.sub_merchant_ids is not None:
             extra += f", {len(self.sub_merchant_ids)} sub-merchant(s)"
-        sim = ", simulator key set" if self.simulator_private_key else ""
-        return f"app_id {self.app_id}, {mode}{extra}{sim}"
+        return f"app_id {self.app_id}, {mode}{extra}"

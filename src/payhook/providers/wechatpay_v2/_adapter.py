@@ -24,7 +24,9 @@ from payhook.providers._base import (
     RawNotification,
     Reply,
 )
+from payhook.providers._key_checks import signature_hint
 from payhook.providers._safe_xml import parse_flat_xml, render_flat_xml
+from payhook.signing import secret_fingerprint
 
 __all__ = [
     "SIGN_TYPES",
@@ -135,6 +137,7 @@ class WechatPayV2Provider:
     __slots__ = (
         "_api_key",
         "_app_id",
+        "_key_hint",
         "_mch_id",
         "_refund_key",
         "_sign_type",
@@ -164,6 +167,9 @@ class WechatPayV2Provider:
         self._app_id = app_id or None
         self._api_key = api_key
         self._refund_key = refund_key(api_key)
+        self._key_hint = signature_hint(
+            channel, f"api_key ({sign_type})", secret_fingerprint(api_key)
+        )
 
     def __repr__(self) -> str:
         return (
@@ -239,7 +245,7 @@ class WechatPayV2Provider:
         sign_type = self._sign_type
         expected = wechat_v2_sign(fields, self._api_key, sign_type)
         if not hmac.compare_digest(expected.encode("ascii"), sign.upper().encode("utf-8")):
-            raise SignatureError("sign does not match", reason="bad_signature")
+            raise SignatureError("sign does not match", reason="bad_signature", hint=self._key_hint)
 
     def _payment(self, fields: dict[str, str]) -> ParsedNotification:
         mch_id = self._mch_id

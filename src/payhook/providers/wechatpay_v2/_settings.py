@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from payhook.providers._settings import ChannelSettings
+from payhook.signing import secret_fingerprint
 
 __all__ = ["WechatPayV2Channel"]
 
@@ -31,9 +32,9 @@ class WechatPayV2Channel(ChannelSettings):
         return value
 
     def summary(self) -> str:
-        """Merchant id and app id."""
+        """Merchant id, app id, sign type and the API key's fingerprint (never the key)."""
         text = f"mch_id {self.mch_id}" + (f", appid {self.app_id}" if self.app_id else "")
         text += f", sign_type {self.sign_type}"
         if self.sub_merchant_ids is not None:
             text += f", {len(self.sub_merchant_ids)} sub-merchant(s)"
-        return text
+        return text + f", api_key {secret_fingerprint(self.api_key.get_secret_value())}"

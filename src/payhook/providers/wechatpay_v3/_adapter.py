@@ -21,6 +21,7 @@ from payhook.errors import (
     TimestampError,
 )
 from payhook.providers._base import Outcome, ParsedNotification, RawNotification, Reply
+from payhook.providers._key_checks import signature_hint
 from payhook.providers.wechatpay_v3._keys import WechatPayV3KeyRing
 from payhook.providers.wechatpay_v3._map import (
     PROVIDER,
@@ -38,7 +39,7 @@ from payhook.providers.wechatpay_v3._sign import (
     response_message,
     rsa_sha256_verify,
 )
-from payhook.signing import AEAD_AES_256_GCM, aead_aes_gcm_decrypt
+from payhook.signing import AEAD_AES_256_GCM, aead_aes_gcm_decrypt, key_fingerprint
 
 __all__ = ["WechatPayV3Provider"]
 
@@ -247,7 +248,8 @@ class WechatPayV3Provider:
         if not rsa_sha256_verify(
             key, signature_bytes, response_message(timestamp, nonce, raw.body)
         ):
-            raise SignatureError("signature does not match", reason="bad_signature")
+            hint = signature_hint(self.channel, self._keys.describe(serial), key_fingerprint(key))
+            raise SignatureError("signature does not match", reason="bad_signature", hint=hint)
 
     def _unknown_serial(self, serial: str) -> None:
         logger.warning(

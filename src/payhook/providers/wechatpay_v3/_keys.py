@@ -122,6 +122,14 @@ class WechatPayV3KeyRing:
             if cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
         ]
 
+    def describe(self, serial: str) -> str:
+        """How the configuration names the key of ``serial`` (one ``key_for`` returns):
+        ``wechatpay_public_key PUB_KEY_ID_…`` or ``platform certificate <serial>``."""
+        if serial in self._public_keys:
+            return f"wechatpay_public_key {serial}"
+        number = normalise_serial(serial)
+        return "a platform certificate" if number is None else f"platform certificate {number:X}"
+
     def key_for(self, serial: str) -> RSAPublicKey | None:
         """The key for a ``Wechatpay-Serial`` value, or ``None`` when the ring has no valid one.
 

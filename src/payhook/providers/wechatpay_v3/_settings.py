@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from payhook._settings_base import Duration, duration_validator
-from payhook.providers._settings import ChannelSettings
+from payhook.providers._settings import ChannelSettings, KeySlot
 
 __all__ = ["WechatPayV3Channel"]
 
@@ -22,6 +22,26 @@ class WechatPayV3Channel(ChannelSettings):
         "simulator_private_key",
     )
     key_file_lists = (("platform_certificate_files", "platform_certificates"),)
+    key_slots = (
+        KeySlot(
+            "wechatpay_public_key",
+            "public_key",
+            "provider",
+            own_key_mistake="wechatpay_public_key is your merchant API key's public half; "
+            "download the WeChat Pay public key (公钥ID PUB_KEY_ID_…) from the merchant platform",
+        ),
+        KeySlot(
+            "platform_certificates",
+            "certificate",
+            "provider",
+            label="platform certificate",
+            own_key_mistake="platform_certificate_files holds your merchant API certificate "
+            "(apiclient_cert.pem), not a WeChat Pay platform certificate; download the "
+            "platform certificates, or use the WeChat Pay public key (PUB_KEY_ID_…)",
+        ),
+        KeySlot("merchant_private_key", "private_key", "own", label="merchant key set"),
+        KeySlot("simulator_private_key", "private_key", "simulator", label="simulator key set"),
+    )
 
     provider: Literal["wechatpay_v3"]
     mch_id: str = Field(min_length=1)
