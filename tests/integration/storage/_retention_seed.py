@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,17 +36,16 @@ TABLES = (
 _SEQ = itertools.count(1)
 
 
-def days_ago(days: float) -> datetime:
-    return NOW - timedelta(days=days)
-
-
 @dataclass
 class Seeder:
     """Inserts rows; remembers the subscription every delivery goes to."""
 
     engine: AsyncEngine
+    now: datetime = NOW
     subscription_id: str = ""
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def days_ago(self, days: float) -> datetime:
+        return self.now - timedelta(days=days)
 
     async def subscription(self) -> str:
         sub_id = new_id("sub")
@@ -61,8 +60,8 @@ class Seeder:
                     secrets="[]",
                     enabled=True,
                     source="api",
-                    created_at=NOW,
-                    updated_at=NOW,
+                    created_at=self.now,
+                    updated_at=self.now,
                 )
             )
         self.subscription_id = sub_id
@@ -80,7 +79,7 @@ class Seeder:
         ``attempt_ages``); returns its id and its deliveries' ids."""
         if not self.subscription_id:
             await self.subscription()
-        created = days_ago(age_days)
+        created = self.days_ago(age_days)
         ms = int(created.timestamp() * 1000)
         event_id = new_id("evt", now_ms=ms)
         delivery_ids = [new_id("dlv", now_ms=ms) for _ in statuses]
@@ -111,8 +110,8 @@ class Seeder:
                         attempt_count=len(attempt_ages),
                         next_attempt_at=created,
                         claim_token="tok" if lease else None,
-                        claimed_at=NOW if lease else None,
-                        lease_until=NOW + timedelta(minutes=5) if lease else None,
+                        claimed_at=self.now if lease else None,
+                        lease_until=self.now + timedelta(minutes=5) if lease else None,
                         created_at=created,
                         updated_at=created,
                     )
@@ -121,7 +120,7 @@ class Seeder:
                     await conn.execute(
                         insert(attempts).values(
                             delivery_id=delivery_id,
-                            attempted_at=days_ago(age),
+                            attempted_at=self.days_ago(age),
                             status_code=500,
                             latency_ms=3,
                         )
@@ -133,7 +132,7 @@ class Seeder:
             result = await conn.execute(
                 insert(refused_callbacks).values(
                     channel="alipay",
-                    received_at=days_ago(age_days),
+                    received_at=self.days_ago(age_days),
                     reason="signature",
                     remote_addr="127.0.0.1",
                     size=3,
@@ -148,7 +147,7 @@ class Seeder:
             result = await conn.execute(
                 insert(notifications).values(
                     channel="alipay",
-                    received_at=days_ago(age_days),
+                    received_at=self.days_ago(age_days),
                     headers="{}",
                     body=b"a=1",
                     verdict=verdict,
