@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from payhook.errors import EventNotFoundError
 from payhook.events import new_id
-from payhook.storage import PruneReport, prune
+from payhook.storage import PruneReport, prune, requeue
 from payhook.storage._engine import create_engine
 from payhook.storage._tables import deliveries, events
 from tests.integration.storage._retention_seed import (
@@ -148,4 +149,35 @@ async def test_an_event_replayed_during_the_prune_is_kept(postgres_database_url:
         assert (await delivery_status(engine)) == {old: "succeeded", replayed: "pending"}
     finally:
         await pruner.dispose()
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_replay_that_meets_a_prune_waits_and_finds_no_event(
+    postgres_database_url: str,
+) -> None:
+    """A replay of an event the prune is removing right now waits for the prune's lock and
+    answers "no event", not a database error."""
+    engine = create_engine(postgres_database_url)
+    try:
+        seed = Seeder(engine)
+        event_id, _ = await seed.event(1000, ("succeeded",))
+        async with engine.connect() as pruning:
+            await pruning.begin()
+            # What the prune's events batch does: lock, then delete.
+            await pruning.execute(
+                text("SELECT id FROM payhook_events WHERE id = :id FOR UPDATE"), {"id": event_id}
+            )
+            await pruning.execute(
+                text("DELETE FROM payhook_deliveries WHERE event_id = :id"), {"id": event_id}
+            )
+            await pruning.execute(
+                text("DELETE FROM payhook_events WHERE id = :id"), {"id": event_id}
+            )
+            task = asyncio.create_task(requeue.replay_event(engine, event_id, None, now=NOW))
+            await _wait_until_blocked(engine, task)
+            await pruning.commit()
+        with pytest.raises(EventNotFoundError):
+            await task
+    finally:
         await engine.dispose()
