@@ -37,7 +37,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Table,
-    and_,
     delete,
     func,
     literal_column,
@@ -112,7 +111,9 @@ def _after(query: Select[Any], time_col: Any, id_col: Any, key: _Key | None) -> 
     """``query`` from just after ``key``, in (time, id) order."""
     if key is not None:
         at, last_id = key
-        query = query.where(or_(time_col > at, and_(time_col == at, id_col > last_id)))
+        # (time > at) or (time = at and id > last_id), with "time >= at" on its own so that
+        # the index scan starts at ``at`` instead of filtering from the oldest row.
+        query = query.where(time_col >= at, or_(time_col > at, id_col > last_id))
     return query.order_by(time_col, id_col)
 
 
