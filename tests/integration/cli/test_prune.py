@@ -135,3 +135,16 @@ def test_an_unsafe_events_window_is_refused(tmp_path: Path) -> None:
     config = _config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", 'events = "1d"')
     line = one_line_error(payhook(config, "db", "prune"))
     assert "retention.events: must be at least 2d" in line
+
+
+def test_check_config_shows_the_windows_and_warns_under_a_year(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    default = payhook(_config(tmp_path, url), "check-config")
+    assert default.returncode == 0, default.stderr
+    assert "retention: refused callbacks 7d, attempts 30d, events 400d" in default.stdout
+    assert "warning" not in default.stderr
+
+    short = payhook(_config(tmp_path, url, 'events = "90d"'), "check-config")
+    assert short.returncode == 0, short.stderr
+    assert "events 90d" in short.stdout
+    assert "warning: [retention] events is under a year" in short.stderr
