@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from payhook._clock import Clock, SystemClock
 from payhook._metrics import Metrics
+from payhook._pruner import DEFAULT_FIRST_DELAY_S, DEFAULT_INTERVAL_S, Pruner
 from payhook.config import PayhookSettings, load_settings
 from payhook.errors import ConfigurationError
 from payhook.events import Handler, validate_filter
@@ -44,6 +45,9 @@ class PayHook:
         clock: time source (tests inject a fake one).
         run_dispatcher: whether :meth:`lifespan` also runs the outbound dispatcher.
         migrate: whether :meth:`lifespan` creates/upgrades the schema on start.
+        prune_interval_s: how often the ``[retention]`` windows are applied while payhook
+            runs (contract §14: hourly); ``None`` leaves pruning to ``payhook db prune``.
+        prune_first_delay_s: when the first prune runs after start.
     """
 
     def __init__(
@@ -53,6 +57,8 @@ class PayHook:
         clock: Clock | None = None,
         run_dispatcher: bool = True,
         migrate: bool = True,
+        prune_interval_s: float | None = DEFAULT_INTERVAL_S,
+        prune_first_delay_s: float = DEFAULT_FIRST_DELAY_S,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -63,6 +69,9 @@ class PayHook:
         )
         self.run_dispatcher = run_dispatcher
         self.migrate = migrate
+        self._prune_interval_s = prune_interval_s
+        self._prune_first_delay_s = prune_first_delay_s
+        self._pruner: Pruner | None = None
         self._handlers: dict[str, tuple[tuple[str, ...], Handler]] = {}
         self._background: list[BackgroundTask] = []
         self.providers: dict[str, Provider] = {}
@@ -176,6 +185,15 @@ class PayHook:
         if self.run_dispatcher:
             self._dispatcher = self.build_dispatcher()
             self._tasks.append(asyncio.create_task(self._dispatcher.run()))
+        if self._prune_interval_s is not None:
+            self._pruner = Pruner(
+                self.operations,
+                self.settings.retention,
+                metrics=self.metrics,
+                interval_s=self._prune_interval_s,
+                first_delay_s=self._prune_first_delay_s,
+            )
+            self._pruner.start()
         logger.info(
             "payhook started",
             extra={"action": "started", "channels": sorted(self.providers)},
@@ -188,6 +206,9 @@ class PayHook:
         self._started -= 1
         if self._started > 0:
             return
+        if self._pruner is not None:
+            await self._pruner.stop()
+            self._pruner = None
         if self._dispatcher is not None:
             await self._dispatcher.stop()
             self._dispatcher = None

@@ -62,3 +62,19 @@ class Metrics:
             ["subscription"],
             registry=self.registry,
         )
+        self.retention_pruned = Counter(
+            "payhook_retention_pruned_rows",
+            "Rows removed by retention ([retention], hourly in serve and worker), by table.",
+            ["table"],
+            registry=self.registry,
+        )
+        self.retention_failures = Counter(
+            "payhook_retention_failures",
+            "Hourly retention runs that failed (retried an hour later).",
+            registry=self.registry,
+        )
+        self.retention_last_success = Gauge(
+            "payhook_retention_last_success_timestamp_seconds",
+            "When the last retention run finished without error (Unix time).",
+            registry=self.registry,
+        )

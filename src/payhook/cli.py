@@ -197,6 +197,42 @@ def upgrade(config: str | None) -> None:
         click.echo("database is up to date (nothing to apply)")
 
 
+@db.command()
+@_config_option
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@user_errors
+def prune(config: str | None, dry_run: bool, as_json: bool) -> None:
+    """Apply [retention] now: remove old refused-callback audit rows, attempts of finished
+    deliveries, and finished events (never one with a pending delivery)."""
+    from payhook._cli_common import run_operations
+    from payhook._cli_format import echo_json
+    from payhook._pruner import describe_windows, retention_windows
+    from payhook.events import to_rfc3339
+    from payhook.operations import RETENTION_TABLES
+
+    settings = _settings(config)
+    windows = retention_windows(settings.retention)
+    report = run_operations(settings, lambda ops: ops.prune(windows, dry_run=dry_run))
+    if as_json:
+        echo_json(
+            {
+                "dry_run": report.dry_run,
+                "counts": report.counts,
+                "total": report.total,
+                "before": {k: to_rfc3339(v) for k, v in report.cutoffs.items()},
+            }
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"retention ({describe_windows(settings.retention)}): {verb} {report.total} rows")
+    width = max(len(table) for table in RETENTION_TABLES)
+    for table in RETENTION_TABLES:
+        click.echo(f"  {table.ljust(width)}  {report.counts[table]:>9}")
+    if dry_run:
+        click.echo("dry run: nothing was deleted", err=True)
+
+
 # -- check-config -----------------------------------------------------------------------------
 
 
@@ -228,6 +264,16 @@ def check_config(config: str | None, connect: bool) -> None:
         f"({d.per_subscription_concurrency} per subscription)"
         + (", private targets refused" if d.refuse_private_targets else "")
     )
+    from payhook._pruner import describe_windows
+
+    retention = settings.retention
+    click.echo(f"retention: {describe_windows(retention)}")
+    if retention.refund_risk:
+        click.echo(
+            "warning: [retention] events is under a year: an Alipay refund that arrives after "
+            "the trade's earlier refunds were pruned gets a wrong refund_amount",
+            err=True,
+        )
     for channel in settings.channels:
         keys = key_summary(channel)
         click.echo(

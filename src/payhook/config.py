@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_RETRY_SCHEDULE",
     "DispatcherSettings",
     "PayhookSettings",
+    "RetentionSettings",
     "SubscriptionSettings",
     "config_path",
     "load_settings",
@@ -96,6 +97,49 @@ class DispatcherSettings(_Model):
         if value <= 0:
             raise ValueError("must be greater than 0")
         return value
+
+
+# An event pruned while its provider may still send the callback again would be stored and
+# published a second time: Alipay re-sends for about 25 hours, WeChat Pay for about 24.
+MIN_EVENTS_RETENTION_S = 2 * 86400.0
+# Refunds come up to a year after the payment (WeChat Pay; Alipay up to 12 months). An
+# Alipay refund's share is its cumulative refund_fee minus the largest one recorded for
+# the trade (contract §9): with the trade's earlier refunds pruned it would count them again.
+SAFE_EVENTS_RETENTION_S = 366 * 86400.0
+
+
+class RetentionSettings(_Model):
+    """``[retention]`` (contract §14): how long rows are kept; ``payhook db prune`` applies it
+    now, ``serve`` and ``worker`` hourly."""
+
+    refused_callbacks: Duration = 7 * 86400.0
+    attempts: Duration = 30 * 86400.0
+    events: Duration = 400 * 86400.0
+
+    _durations = _duration_validator("refused_callbacks", "attempts", "events")
+
+    @field_validator("refused_callbacks", "attempts")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: float) -> float:
+        if value < MIN_EVENTS_RETENTION_S:
+            raise ValueError(
+                "must be at least 2d: a provider re-sends a callback for about a day, and a "
+                "copy arriving after its event was pruned would be published again"
+            )
+        return value
+
+    @property
+    def refund_risk(self) -> bool:
+        """Whether ``events`` is shorter than a year: an Alipay refund arriving after the
+        trade's earlier refunds were pruned would get a wrong share (contract §9)."""
+        return self.events < SAFE_EVENTS_RETENTION_S
 
 
 def _channel(value: Any) -> ChannelSettings:
@@ -170,6 +214,7 @@ class PayhookSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     dispatcher: DispatcherSettings = DispatcherSettings()
+    retention: RetentionSettings = RetentionSettings()
     channels: tuple[Channel, ...] = ()
     subscriptions: tuple[SubscriptionSettings, ...] = ()
 

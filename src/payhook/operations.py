@@ -39,12 +39,15 @@ from payhook.events import validate_filter
 from payhook.storage import (
     DEFAULT_GRACE_S,
     MAX_LIMIT,
+    RETENTION_TABLES,
     AttemptView,
     DeliveryGauges,
     DeliveryView,
     EventView,
     Page,
+    PruneReport,
     Recovery,
+    RetentionWindows,
     Store,
     Subscription,
     SubscriptionSpec,
@@ -57,6 +60,7 @@ from payhook.storage import (
     missing_sqlite_file,
     pending_revisions,
     probe,
+    prune as prune_rows,
     queries as reads,
     requeue as writes,
     subscriptions as subs,
@@ -70,6 +74,7 @@ __all__ = [
     "DEFAULT_GRACE_S",
     "DELIVERY_STATUSES",
     "MAX_LIMIT",
+    "RETENTION_TABLES",
     "SECRET_MASK",
     "AttemptView",
     "DeliveryGauges",
@@ -78,7 +83,9 @@ __all__ = [
     "Operations",
     "Page",
     "Progress",
+    "PruneReport",
     "Recovery",
+    "RetentionWindows",
     "Subscription",
     "SubscriptionSpec",
     "check_editable",
@@ -322,6 +329,27 @@ class Operations:
     async def delivery_gauges(self) -> DeliveryGauges:
         """Waiting and dead deliveries per subscription (for ``/metrics``)."""
         return await reads.delivery_gauges(self._engine, now=self.now())
+
+    # -- retention ----------------------------------------------------------------------------
+
+    async def prune(
+        self,
+        windows: RetentionWindows,
+        *,
+        dry_run: bool = False,
+        stop: Callable[[], bool] | None = None,
+    ) -> PruneReport:
+        """Apply the retention windows now (contract §14), in short batches; with ``dry_run``
+        count what would go and delete nothing. Never removes an event that has a pending or
+        failed delivery, nor the attempts of such a delivery.
+
+        Args:
+            stop: asked between batches (shutdown); True ends the prune early.
+
+        Raises:
+            StorageUnavailableError: the database cannot be reached or is locked.
+        """
+        return await prune_rows(self._engine, windows, now=self.now(), dry_run=dry_run, stop=stop)
 
     # -- subscriptions ------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 What other packages use is exported here: the :class:`Store`, the dispatcher's outbox verbs,
 the certificate table handed to providers, and the operator's query modules (``queries``,
-``requeue``, ``subscriptions``) behind :mod:`payhook.operations`.
+``requeue``, ``subscriptions``) and retention's ``prune`` behind :mod:`payhook.operations`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from payhook.storage._outbox import (
     next_due_at,
     release,
 )
+from payhook.storage._retention import RETENTION_TABLES, PruneReport, RetentionWindows, prune
 from payhook.storage._signal import OutboxSignal
 from payhook.storage._store import Store
 from payhook.storage._subscription_model import Subscription, SubscriptionSpec, UpsertResult
@@ -43,6 +44,7 @@ from payhook.storage.intake import IntakeRecord, IntakeResult
 __all__ = [
     "DEFAULT_GRACE_S",
     "MAX_LIMIT",
+    "RETENTION_TABLES",
     "AttemptView",
     "ClaimedDelivery",
     "Completion",
@@ -54,7 +56,9 @@ __all__ = [
     "OutboxSignal",
     "Page",
     "PlatformCertificateTable",
+    "PruneReport",
     "Recovery",
+    "RetentionWindows",
     "Store",
     "Subscription",
     "SubscriptionSpec",
@@ -72,6 +76,7 @@ __all__ = [
     "next_due_at",
     "pending_revisions",
     "probe",
+    "prune",
     "queries",
     "release",
     "requeue",

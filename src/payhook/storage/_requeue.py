@@ -101,7 +101,14 @@ async def replay_event(
         SubscriptionNotFoundError: no such subscription.
     """
     async with write_tx(engine) as conn:
-        event_type = await conn.scalar(select(events.c.type).where(events.c.id == event_id))
+        # FOR KEY SHARE (PostgreSQL): retention, which locks an event FOR UPDATE before it
+        # removes it, skips this event; one being removed right now is waited for and then
+        # not found, rather than failing the new deliveries' foreign key.
+        event_type = await conn.scalar(
+            select(events.c.type)
+            .where(events.c.id == event_id)
+            .with_for_update(read=True, key_share=True)
+        )
         if event_type is None:
             raise EventNotFoundError(f"no event with id {event_id!r}")
         if subscription is not None:

@@ -108,6 +108,14 @@ notifications = Table(
     Column("notification_id", String(128), nullable=True),
     Column("event_ids", Text, nullable=True),  # JSON list
     Index("ix_payhook_notifications_received_at", "received_at"),
+    # Migration 0005: retention finds the refused rows stored here before 0004 without
+    # reading every accepted callback kept for the events window.
+    Index(
+        "ix_payhook_notifications_refused",
+        "received_at",
+        postgresql_where=text("verdict = 'refused'"),
+        sqlite_where=text("verdict = 'refused'"),
+    ),
 )
 
 # Bounded on purpose (migration 0004): a flood of refused callbacks must not grow the database

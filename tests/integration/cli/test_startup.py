@@ -88,17 +88,18 @@ def test_check_config_connect_reports_the_schema(tmp_path: Path) -> None:
     path = config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'payhook.db'}")
     fresh = payhook("check-config", "--connect", "--config", str(path))
     assert fresh.returncode == 0, fresh.stderr
-    assert "does not exist yet (4 migrations pending" in fresh.stdout
+    assert "does not exist yet (5 migrations pending" in fresh.stdout
     assert not (tmp_path / "payhook.db").exists()
 
     upgraded = payhook("db", "upgrade", "--config", str(path))
     assert upgraded.returncode == 0, upgraded.stderr
     out = upgraded.stdout.splitlines()
-    assert out[:4] == [
+    assert out[:5] == [
         "applied 0001: initial schema",
         "applied 0002: delivery lease in its own column",
         "applied 0003: SQLite: no trade index on payhook_events",
         "applied 0004: bounded refused-callback audit; indexes for retention",
+        "applied 0005: partial index on the refused rows left in payhook_notifications",
     ]
     assert "up to date" not in upgraded.stdout
     again = payhook("db", "upgrade", "--config", str(path))
@@ -107,7 +108,7 @@ def test_check_config_connect_reports_the_schema(tmp_path: Path) -> None:
     found = payhook("check-config", "--connect", "--config", str(path))
     assert found.returncode == 0, found.stderr
     assert "reachable" in found.stdout
-    assert "schema: 0004, up to date" in found.stdout
+    assert "schema: 0005, up to date" in found.stdout
 
 
 def test_port_in_use_starts_nothing(tmp_path: Path) -> None:
