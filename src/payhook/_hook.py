@@ -245,8 +245,13 @@ class PayHook:
         ]
         handlers = {key: patterns for key, (patterns, _fn, _legacy) in self._handlers.items()}
         # Rows named by the old rule (``handler:<module>.<qualname>``) that this very process
-        # would have used become the new name, with their deliveries (see sync_subscriptions).
-        renames = {key: legacy for key, (_p, _fn, legacy) in self._handlers.items() if legacy}
+        # would have used become the new name, with their deliveries (see sync_subscriptions);
+        # never a name that one of this process's handlers uses today.
+        renames = {
+            key: legacy
+            for key, (_p, _fn, legacy) in self._handlers.items()
+            if legacy and legacy not in self._handlers
+        }
         result = await self.operations.sync_subscriptions(specs, handlers, renames=renames)
         for new, old in result.renamed:
             logger.warning(

@@ -122,6 +122,19 @@ async def test_old_name_of_this_handler_is_renamed_with_its_deliveries(
         await hook.stop()
 
 
+async def test_no_rename_onto_a_name_in_use(sqlite_database_url: str) -> None:
+    """An old-style name that another handler of this process uses today stays that one's."""
+    hook = make_hook(sqlite_database_url)
+    hook.on("*", name="handler:app.mark_paid")(handler_in("elsewhere"))
+    hook.on("payment.order.paid")(handler_in("app"))
+    await hook.start()
+    try:
+        subs = await handler_subscriptions(hook)
+        assert sorted(subs) == ["handler:app.mark_paid", "handler:mark_paid"]
+    finally:
+        await hook.stop()
+
+
 async def test_unregistered_handler_subscriptions_are_named_at_start(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
