@@ -62,7 +62,7 @@ class PayHook:
         self.operations = Operations(self.store)
         self.run_dispatcher = run_dispatcher
         self.migrate = migrate
-        # name -> (filters, function, the name payhook < 0.2 derived for it, if derived)
+        # name -> (filters, function, the name earlier payhook versions derived for it)
         self._handlers: dict[str, tuple[tuple[str, ...], Handler, str | None]] = {}
         self._background: list[BackgroundTask] = []
         self.providers: dict[str, Provider] = {}
