@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -92,10 +93,10 @@ async def test_old_name_of_this_handler_is_renamed_with_its_deliveries(
     the new name, in place: same subscription, and its waiting deliveries reach the handler."""
     clock = FakeClock()
     old = make_hook(database_url, clock)
+    # What an earlier payhook stored for the shop run as `uvicorn app:app`.
+    old.on("payment.order.paid", name="handler:app.mark_paid")(handler_in("app"))
     await old.start()
     try:
-        # What payhook < 0.2 stored for the shop run as `uvicorn app:app`.
-        await old.operations.sync_subscriptions([], {"handler:app.mark_paid": ["*"]})
         event_id = await paid(old, "1001")
         waiting = await delivery_ids(old, event_id)
         before = await handler_subscriptions(old)
@@ -142,9 +143,9 @@ async def test_unregistered_handler_subscriptions_are_named_at_start(
     (with its backlog and the fix); a process without handlers says it in one INFO line."""
     clock = FakeClock()
     seed = make_hook(database_url, clock)
+    seed.on("*", name="handler:__main__.mark_paid")(handler_in("__main__"))
     await seed.start()
     try:
-        await seed.operations.sync_subscriptions([], {"handler:__main__.mark_paid": ["*"]})
         await paid(seed, "1001")
     finally:
         await seed.stop()
@@ -241,3 +242,43 @@ async def _seed_and_pause(database_url: str, clock: FakeClock) -> None:
 async def _toggle(database_url: str, name: str, *, enabled: bool) -> None:
     async with Operations.open(database_url) as ops:
         await ops.update_subscription(name, enabled=enabled)
+
+
+@pytest.mark.timeout(600)  # three CLI processes; slow on a loaded machine
+def test_cli_deletes_an_orphan_once_disabled(tmp_path: Path) -> None:
+    """`payhook subscriptions delete` refuses an enabled handler subscription (one line,
+    exit 1) and deletes it once disabled, with its deliveries."""
+    import asyncio
+
+    from tests.integration.cli.test_startup import error_line, payhook
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'payhook.db'}"
+    orphan = "handler:__main__.mark_paid"
+
+    async def seed() -> None:
+        hook = make_hook(url)
+        hook.on("*", name=orphan)(handler_in("__main__"))
+        await hook.start()
+        try:
+            await paid(hook, "1001")
+        finally:
+            await hook.stop()
+
+    asyncio.run(seed())
+    config = tmp_path / "payhook.toml"
+    config.write_text(f'database_url = "{url}"\n')
+    args = ("--config", str(config))
+    refused = payhook("subscriptions", "delete", orphan, "--yes", *args)
+    assert "disable it first" in error_line(refused)
+    assert payhook("subscriptions", "disable", orphan, *args).returncode == 0
+    deleted = payhook("subscriptions", "delete", orphan, "--yes", *args)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == f"subscription {orphan} deleted with its deliveries"
+
+    async def remaining() -> tuple[list[str], list[str]]:
+        async with Operations.open(url) as ops:
+            subs = [s.name for s in await ops.subscriptions()]
+            page = await ops.list_deliveries(with_attempts=False)
+            return subs, [d.subscription for d in page.items]
+
+    assert asyncio.run(remaining()) == (["orders"], ["orders"])
