@@ -146,7 +146,11 @@ hook = PayHook.from_config(os.environ.get("PAYHOOK_CONFIG", HERE / "payhook.toml
 
 @hook.on("payment.order.paid")
 async def mark_paid(event: Event) -> None:
-    """In-process subscriber: same outbox, retries and dead state as an HTTP subscriber."""
+    """In-process subscriber: same outbox, retries and dead state as an HTTP subscriber.
+
+    Its subscription is ``handler:mark_paid`` however the shop is started (``python app.py``
+    or ``uvicorn app:app``); renaming this function makes a new subscription.
+    """
     data = event.data
     if data.order_id is None or data.amount is None:
         return

@@ -1,4 +1,4 @@
-"""``payhook subscriptions list/add/enable/disable/rotate-secret`` against the database,
+"""``payhook subscriptions list/add/enable/disable/delete/rotate-secret`` against the database,
 through the operator service (the admin API's rules and JSON view).
 
 A secret is printed once: by ``add`` and ``rotate-secret`` (generated when not given).
@@ -139,6 +139,26 @@ def subscriptions_enable(config: str | None, name: str) -> None:
 def subscriptions_disable(config: str | None, name: str) -> None:
     """Disable a subscription: new events are no longer queued for it."""
     _toggle(config, name, False)
+
+
+@subscriptions.command("delete")
+@config_option
+@click.argument("name")
+@click.confirmation_option(
+    "--yes", prompt="Delete the subscription and all its deliveries (also undelivered ones)?"
+)
+@user_errors
+def subscriptions_delete(config: str | None, name: str) -> None:
+    """Delete a subscription with its deliveries: one added with `add` (or the admin API), or
+    an in-process handler's once it is disabled (an orphan left by a renamed handler).
+    Config-file subscriptions are removed from the file instead."""
+    settings = load(config)
+
+    async def work(ops: Operations) -> None:
+        await ops.delete_subscription(name)
+
+    run_operations(settings, work)
+    click.echo(f"subscription {name} deleted with its deliveries")
 
 
 @subscriptions.command("rotate-secret")

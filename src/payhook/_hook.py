@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from payhook._clock import Clock, SystemClock
 from payhook._metrics import Metrics
 from payhook._pruner import DEFAULT_FIRST_DELAY_S, DEFAULT_INTERVAL_S, Pruner
+from payhook._subscription_rules import validate_name
 from payhook.config import PayhookSettings, load_settings
-from payhook.errors import ConfigurationError
+from payhook.errors import ConfigurationError, InvalidSubscriptionError
 from payhook.events import Handler, validate_filter
 from payhook.operations import Operations, SubscriptionSpec
 from payhook.providers import BackgroundTask, Provider, ProviderContext, build_channel
@@ -72,7 +73,8 @@ class PayHook:
         self._prune_interval_s = prune_interval_s
         self._prune_first_delay_s = prune_first_delay_s
         self._pruner: Pruner | None = None
-        self._handlers: dict[str, tuple[tuple[str, ...], Handler]] = {}
+        # name -> (filters, function, the name earlier payhook versions derived for it)
+        self._handlers: dict[str, tuple[tuple[str, ...], Handler, str | None]] = {}
         self._background: list[BackgroundTask] = []
         self.providers: dict[str, Provider] = {}
         context = ProviderContext(
@@ -102,6 +104,15 @@ class PayHook:
 
         Handlers are deliveries like any other: same outbox, same retries, same dead state;
         a handler that raises is a failed attempt.
+
+        The handler's subscription is named ``name``, by default ``handler:`` + the function's
+        own name (``handler:mark_paid``), never its module path: the same app started as
+        ``python app.py`` or as ``uvicorn app:app`` keeps one subscription. Two functions with
+        the same name in one hook need ``name=`` for at least one of them.
+
+        Raises:
+            ConfigurationError: no or an invalid filter, an unusable name, or a name that is
+                already registered.
         """
         if not patterns:
             raise ConfigurationError("hook.on() needs at least one event type or '*'")
@@ -110,10 +121,27 @@ class PayHook:
                 raise ConfigurationError(f"{pattern!r} is not an event filter")
 
         def register(fn: Handler) -> Handler:
-            key = name or f"handler:{fn.__module__}.{fn.__qualname__}"
-            if key in self._handlers:
+            where = f"{fn.__module__}.{fn.__qualname__}"
+            key = name if name is not None else f"handler:{fn.__name__}"
+            try:
+                validate_name(key)
+            except InvalidSubscriptionError:
+                raise ConfigurationError(
+                    f"{key!r} cannot name the handler {where}: names are 1-128 letters, digits "
+                    "or _.:- characters; pass one with @hook.on(..., name='handler:…')"
+                ) from None
+            taken = self._handlers.get(key)
+            if taken is not None:
+                other = taken[1]
+                if name is None and other is not fn:
+                    raise ConfigurationError(
+                        f"two handlers would be named {key!r}: "
+                        f"{other.__module__}.{other.__qualname__} and {where}; give one a "
+                        f"stable name of its own with @hook.on(..., name='handler:…')"
+                    )
                 raise ConfigurationError(f"a handler named {key!r} is already registered")
-            self._handlers[key] = (tuple(patterns), fn)
+            legacy = f"handler:{where}" if name is None else None
+            self._handlers[key] = (tuple(patterns), fn, legacy)
             return fn
 
         return register
@@ -121,7 +149,7 @@ class PayHook:
     @property
     def handlers(self) -> dict[str, Handler]:
         """Registered in-process handlers by subscription name."""
-        return {key: fn for key, (_p, fn) in self._handlers.items()}
+        return {key: fn for key, (_p, fn, _legacy) in self._handlers.items()}
 
     # -- ASGI ---------------------------------------------------------------------------------
 
@@ -176,9 +204,16 @@ class PayHook:
         if self._started > 1:
             return
         if self.migrate:
-            await self.store.migrate()
+            for revision, description in await self.store.migrate():
+                logger.info(
+                    "applied %s: %s",
+                    revision,
+                    description,
+                    extra={"action": "migrated", "revision": revision},
+                )
         await self.store.start()
         await self._sync_subscriptions()
+        await self._report_unregistered_handlers()
         for task in self._background:  # e.g. WeChat Pay platform-certificate refresh
             await task.prepare()
             self._tasks.append(asyncio.create_task(task.run()))
@@ -231,8 +266,75 @@ class PayHook:
             )
             for s in self.settings.subscriptions
         ]
-        handlers = {key: patterns for key, (patterns, _fn) in self._handlers.items()}
-        await self.operations.sync_subscriptions(specs, handlers)
+        handlers = {key: patterns for key, (patterns, _fn, _legacy) in self._handlers.items()}
+        # Rows named by the old rule (``handler:<module>.<qualname>``) that this very process
+        # would have used become the new name, with their deliveries (see sync_subscriptions);
+        # never a name that one of this process's handlers uses today.
+        renames = {
+            key: legacy
+            for key, (_p, _fn, legacy) in self._handlers.items()
+            if legacy and legacy not in self._handlers
+        }
+        result = await self.operations.sync_subscriptions(specs, handlers, renames=renames)
+        for new, old in result.renamed:
+            logger.warning(
+                "renamed handler subscription %r to %r (handlers are now named after the "
+                "function only), with its deliveries",
+                old,
+                new,
+                extra={"action": "handler_renamed", "subscription": new},
+            )
+
+    async def _report_unregistered_handlers(self) -> None:
+        """Name the enabled handler subscriptions that this process does not serve.
+
+        A process with handlers of its own warns about each other one: it may be an orphan
+        (a handler renamed or removed in the code) whose deliveries wait for ever. A process
+        without handlers (``payhook serve``, ``payhook worker``, an app that only mounts
+        payhook) says in one INFO line which handler subscriptions other processes serve.
+        """
+        try:
+            subscriptions = await self.operations.subscriptions()
+            gauges = await self.operations.delivery_gauges()
+        except Exception:  # noqa: BLE001 - a report, never a reason not to start
+            logger.warning(
+                "could not list the handler subscriptions", extra={"action": "handlers_unknown"}
+            )
+            return
+        others = [
+            sub.name
+            for sub in subscriptions
+            if sub.kind == "handler" and sub.enabled and sub.name not in self._handlers
+        ]
+        if not others:
+            return
+        if not self._handlers:
+            logger.info(
+                "%d enabled handler subscription(s) are served only by the processes that "
+                "register them (@hook.on): %s",
+                len(others),
+                ", ".join(others),
+                extra={"action": "handlers_elsewhere"},
+            )
+            return
+        for other in others:
+            waiting = gauges.pending.get(other, 0)
+            age = gauges.oldest_pending_age_s.get(other, 0.0)
+            backlog = f"{waiting} deliveries wait for it" + (
+                f" (the oldest for {_age(age)})" if waiting else ""
+            )
+            logger.warning(
+                "handler subscription %r is enabled but not registered by this process "
+                "(it registers %s); %s. If no other running process registers it, it is an "
+                "orphan: disable it with `payhook subscriptions disable %s` (or PATCH "
+                '/admin/subscriptions/%s {"enabled": false})',
+                other,
+                ", ".join(sorted(self._handlers)),
+                backlog,
+                other,
+                other,
+                extra={"action": "handler_unregistered", "subscription": other},
+            )
 
     def build_dispatcher(self, *, with_handlers: bool = True) -> Any:
         """A Dispatcher configured from ``[dispatcher]`` on this hook's database."""
@@ -254,19 +356,38 @@ class PayHook:
         )
 
     async def refresh_gauges(self) -> None:
-        """Update the pending/oldest/dead gauges from the database (called by ``/metrics``)."""
+        """Update the pending/paused/oldest/dead gauges from the database (called by
+        ``/metrics``)."""
         try:
             gauges = await self.operations.delivery_gauges()
         except Exception:  # noqa: BLE001 - metrics must render even with the database down
             logger.warning("could not read delivery gauges", extra={"action": "metrics_failed"})
             return
-        self.metrics.pending.clear()
-        self.metrics.oldest_pending_age.clear()
-        self.metrics.dead.clear()
+        metrics = self.metrics
+        for gauge in (
+            metrics.pending,
+            metrics.oldest_pending_age,
+            metrics.paused,
+            metrics.oldest_paused_age,
+            metrics.dead,
+        ):
+            gauge.clear()
         for name, count in gauges.pending.items():
-            self.metrics.pending.labels(name).set(count)
-            self.metrics.oldest_pending_age.labels(name).set(
-                gauges.oldest_pending_age_s.get(name, 0.0)
-            )
+            metrics.pending.labels(name).set(count)
+            metrics.oldest_pending_age.labels(name).set(gauges.oldest_pending_age_s.get(name, 0.0))
+        for name, count in gauges.paused.items():
+            metrics.paused.labels(name).set(count)
+            metrics.oldest_paused_age.labels(name).set(gauges.oldest_paused_age_s.get(name, 0.0))
         for name, count in gauges.dead.items():
             self.metrics.dead.labels(name).set(count)
+
+
+def _age(seconds: float) -> str:
+    """``seconds`` for a person: ``45 s``, ``12 min``, ``3.5 h``, ``2.0 days``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -271,6 +271,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     logging.getLogger("payhook").setLevel(level)
     for name in ("aiosqlite", "asyncpg", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Alembic narrates every migration at INFO ("Context impl …", "Running upgrade …");
+    # payhook prints what it applied itself ("applied 0004: …"), so only DEBUG shows them.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

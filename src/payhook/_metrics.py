@@ -46,13 +46,29 @@ class Metrics:
         )
         self.pending = Gauge(
             "payhook_deliveries_pending",
-            "Deliveries waiting to be sent (pending or failed awaiting retry).",
+            "Deliveries waiting to be sent (pending or failed awaiting retry) to an enabled "
+            "subscription.",
             ["subscription"],
             registry=self.registry,
         )
         self.oldest_pending_age = Gauge(
             "payhook_oldest_pending_delivery_age_seconds",
-            "Age of the oldest delivery not yet sent: the best single alarm.",
+            "Age of the oldest delivery not yet sent to an enabled subscription: the best "
+            "single alarm.",
+            ["subscription"],
+            registry=self.registry,
+        )
+        # A disabled subscription's deliveries wait on purpose (410, an operator paused it):
+        # their own series, so pausing a subscriber does not page anyone.
+        self.paused = Gauge(
+            "payhook_deliveries_paused",
+            "Deliveries waiting for a disabled (paused) subscription; sent after it is enabled.",
+            ["subscription"],
+            registry=self.registry,
+        )
+        self.oldest_paused_age = Gauge(
+            "payhook_oldest_paused_delivery_age_seconds",
+            "Age of the oldest delivery waiting for a disabled (paused) subscription.",
             ["subscription"],
             registry=self.registry,
         )

@@ -79,10 +79,14 @@ def serve(config: str | None, host: str, port: int, no_dispatcher: bool, no_migr
     sock = _listen(host, port)
     try:
         _probe_database(settings.database_url)
+        if not no_migrate:
+            # Here rather than in the server's start-up: a schema from a newer payhook or a
+            # failing migration is then one line and exit 1, not a traceback from uvicorn.
+            _upgrade_schema(settings.database_url, err=True)
     except BaseException:
         sock.close()
         raise
-    hook = PayHook(settings, run_dispatcher=not no_dispatcher, migrate=not no_migrate)
+    hook = PayHook(settings, run_dispatcher=not no_dispatcher, migrate=False)
     cap = ConnectionCap(
         settings.max_connections_per_address, on_refused=hook.metrics.connections_refused.inc
     )
@@ -184,13 +188,9 @@ def db() -> None:
 @user_errors
 def upgrade(config: str | None) -> None:
     """Apply schema migrations and exit."""
-    from payhook.operations import upgrade_database
-
     settings = _settings(config)
     _probe_database(settings.database_url)
-    applied = asyncio.run(upgrade_database(settings.database_url))
-    for revision, description in applied:
-        click.echo(f"applied {revision}: {description}")
+    applied = _upgrade_schema(settings.database_url)
     if applied:
         click.echo(f"database upgraded to {applied[-1][0]} ({len(applied)} migrations applied)")
     else:
@@ -231,6 +231,22 @@ def prune(config: str | None, dry_run: bool, as_json: bool) -> None:
         click.echo(f"  {table.ljust(width)}  {report.counts[table]:>9}")
     if dry_run:
         click.echo("dry run: nothing was deleted", err=True)
+
+
+def _upgrade_schema(database_url: str, *, err: bool = False) -> list[tuple[str, str]]:
+    """Apply the pending migrations, printing ``applied 0004: …`` for each (on stderr with
+    ``err``: serve's stdout is not for progress).
+
+    Raises:
+        ConfigurationError: the schema is from a newer payhook.
+        StorageError: a migration failed.
+    """
+    from payhook.operations import upgrade_database
+
+    applied = asyncio.run(upgrade_database(database_url))
+    for revision, description in applied:
+        click.echo(f"applied {revision}: {description}", err=err)
+    return applied
 
 
 # -- check-config -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -34,7 +35,8 @@ from payhook._operator_io import (
     subscription_json,
 )
 from payhook._subscription_rules import validate_name, validate_url
-from payhook.errors import InvalidRequestError
+from payhook._types import SubscriptionKind
+from payhook.errors import InvalidRequestError, SubscriptionIsHandlerError
 from payhook.events import validate_filter
 from payhook.storage import (
     DEFAULT_GRACE_S,
@@ -449,20 +451,40 @@ class Operations:
     async def delete_subscription(self, name: str) -> None:
         """Delete a subscription with its deliveries.
 
+        An in-process handler's subscription can be deleted once it is disabled (an orphan
+        left by a renamed or removed handler); a process that still registers it creates it
+        again, enabled and empty, at its next start.
+
         Raises:
             SubscriptionNotFoundError: no subscription has this name.
             SubscriptionManagedByConfigError, SubscriptionIsHandlerError: see
-                :func:`check_editable`.
+                :func:`check_editable`; an enabled handler subscription.
         """
         current = await self.subscription(name)
-        check_editable(current, what="remove it")
+        if SubscriptionKind(current.kind) is SubscriptionKind.HANDLER:
+            if current.enabled:
+                raise SubscriptionIsHandlerError(
+                    f"subscription {current.name!r} is an in-process handler: disable it "
+                    "first (deleting it deletes its undelivered deliveries too)"
+                )
+        else:
+            check_editable(current, what="remove it")
         await subs.delete_subscription(self._engine, current.name)
 
     async def sync_subscriptions(
-        self, specs: Sequence[SubscriptionSpec], handlers: Mapping[str, Sequence[str]]
+        self,
+        specs: Sequence[SubscriptionSpec],
+        handlers: Mapping[str, Sequence[str]],
+        *,
+        renames: Mapping[str, str] | None = None,
     ) -> UpsertResult:
         """Make the stored subscriptions match the config file and the registered handlers
         (run at start).
+
+        Args:
+            renames: handler name -> the name an older payhook gave the same handler; a
+                handler subscription stored under the old name takes the new one (with its
+                deliveries) when the new name is not stored yet.
 
         Raises:
             ConfigurationError: a spec is invalid.
@@ -470,9 +492,15 @@ class Operations:
         """
         clock = self._store.clock
         result = await subs.upsert_config_subscriptions(self._engine, specs, clock=clock)
+        renamed: list[tuple[str, str]] = []
         for name, patterns in handlers.items():
+            old = (renames or {}).get(name)
+            if old is not None and await subs.rename_handler_subscription(
+                self._engine, old, name, clock=clock
+            ):
+                renamed.append((name, old))
             await subs.ensure_handler_subscription(self._engine, name, patterns, clock=clock)
-        return result
+        return dataclasses.replace(result, renamed=tuple(renamed))
 
 
 # -- the database itself (no Operations needed: `db upgrade`, `check-config --connect`) ---------

@@ -362,8 +362,9 @@ async def deliveries_of_events(
 
 
 async def delivery_gauges(engine: AsyncEngine, *, now: datetime) -> DeliveryGauges:
-    """Per subscription: deliveries waiting (pending or failed), the age of the oldest waiting
-    one, and dead ones.
+    """Per subscription: deliveries waiting (pending or failed) and the age of the oldest
+    waiting one, for enabled subscriptions (``pending``) and disabled ones (``paused``)
+    apart, and dead ones.
 
     Raises:
         StorageUnavailableError: the database is unavailable.
@@ -371,6 +372,7 @@ async def delivery_gauges(engine: AsyncEngine, *, now: datetime) -> DeliveryGaug
     query = (
         select(
             subscriptions.c.name,
+            subscriptions.c.enabled,
             deliveries.c.status,
             func.count(),
             func.min(deliveries.c.created_at),
@@ -383,19 +385,22 @@ async def delivery_gauges(engine: AsyncEngine, *, now: datetime) -> DeliveryGaug
                 (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.DEAD)
             )
         )
-        .group_by(subscriptions.c.name, deliveries.c.status)
+        .group_by(subscriptions.c.name, subscriptions.c.enabled, deliveries.c.status)
     )
     async with read_tx(engine) as conn:
         rows = (await conn.execute(query)).all()
-    pending: dict[str, int] = {}
-    oldest: dict[str, float] = {}
-    dead: dict[str, int] = {}
-    for name, status, count, first in rows:
+    gauges = DeliveryGauges(pending={}, oldest_pending_age_s={}, dead={})
+    for name, enabled, status, count, first in rows:
         if status == DeliveryStatus.DEAD:
-            dead[name] = dead.get(name, 0) + count
+            gauges.dead[name] = gauges.dead.get(name, 0) + count
             continue
-        pending[name] = pending.get(name, 0) + count
+        waiting, oldest = (
+            (gauges.pending, gauges.oldest_pending_age_s)
+            if enabled
+            else (gauges.paused, gauges.oldest_paused_age_s)
+        )
+        waiting[name] = waiting.get(name, 0) + count
         if first is not None:
             age = max(0.0, (now - first).total_seconds())
             oldest[name] = max(oldest.get(name, 0.0), age)
-    return DeliveryGauges(pending=pending, oldest_pending_age_s=oldest, dead=dead)
+    return gauges

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -145,11 +145,18 @@ class Recovery:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryGauges:
-    """Per subscription name: deliveries waiting, the age of the oldest one, dead ones."""
+    """Per subscription name: deliveries waiting, the age of the oldest one, dead ones.
+
+    ``pending`` and ``oldest_pending_age_s`` cover enabled subscriptions only; the waiting
+    deliveries of disabled (paused) ones are ``paused`` and ``oldest_paused_age_s``, so a
+    paused subscriber does not look like a stuck one.
+    """
 
     pending: dict[str, int]
     oldest_pending_age_s: dict[str, float]
     dead: dict[str, int]
+    paused: dict[str, int] = field(default_factory=dict)
+    oldest_paused_age_s: dict[str, float] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------

@@ -101,12 +101,14 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpsertResult:
-    """What :func:`upsert_config_subscriptions` changed, by subscription name."""
+    """What :func:`upsert_config_subscriptions` changed, by subscription name; ``renamed``:
+    the ``(new, old)`` names of handler subscriptions renamed at start."""
 
     created: tuple[str, ...] = ()
     updated: tuple[str, ...] = ()
     rotated: tuple[str, ...] = ()
     disabled: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ __all__ = [
     "ensure_handler_subscription",
     "get_subscription",
     "list_subscriptions",
+    "rename_handler_subscription",
     "rotate_secret",
     "update_subscription",
     "upsert_config_subscriptions",
@@ -249,6 +250,33 @@ async def ensure_handler_subscription(
         result = await _fetch(conn, name)
     assert result is not None
     return result
+
+
+async def rename_handler_subscription(
+    engine: AsyncEngine, old: str, new: str, *, clock: Clock | None = None
+) -> bool:
+    """Give the handler subscription ``old`` the name ``new``, keeping its id, filters,
+    state and deliveries, if ``old`` is a handler subscription and ``new`` is free (one
+    transaction, serialised with other starting processes). Whether it was renamed.
+
+    Raises:
+        InvalidSubscriptionError: ``new`` is not a valid name.
+    """
+    validate_name(new)
+    clock = clock or SystemClock()
+    async with write_tx(engine) as conn:
+        await _lock_names(conn)
+        if await _fetch(conn, new) is not None:
+            return False
+        current = await _fetch(conn, old)
+        if current is None or current.kind != "handler":
+            return False
+        await conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == current.id)
+            .values(name=new, updated_at=clock.now())
+        )
+    return True
 
 
 async def list_subscriptions(engine: AsyncEngine) -> list[Subscription]:

@@ -17,6 +17,8 @@ context.configure(
     version_table="payhook_alembic_version",
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    # storage/_migrate.py's record of what was applied (for its report and its errors).
+    on_version_apply=config.attributes.get("on_version_apply"),
 )
 with context.begin_transaction():
     context.run_migrations()
