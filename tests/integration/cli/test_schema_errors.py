@@ -23,6 +23,7 @@ APPLIED = [
     "applied 0002: delivery lease in its own column",
     "applied 0003: SQLite: no trade index on payhook_events",
     "applied 0004: bounded refused-callback audit; indexes for retention",
+    "applied 0005: partial index on the refused rows left in payhook_notifications",
 ]
 
 
@@ -67,7 +68,7 @@ def test_db_upgrade_prints_payhook_lines_only(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         *APPLIED,
-        "database upgraded to 0004 (4 migrations applied)",
+        "database upgraded to 0005 (5 migrations applied)",
     ]
     assert result.stderr == ""
 
@@ -98,6 +99,6 @@ def test_serve_prints_applied_migrations_not_alembic(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         lines += proc.stderr.read().splitlines()
         proc.wait(timeout=60)
-    assert lines[:4] == APPLIED, lines
-    assert lines[4].startswith(f"payhook {__version__} listening on http://127.0.0.1:"), lines
+    assert lines[: len(APPLIED)] == APPLIED, lines
+    assert lines[len(APPLIED)].startswith(f"payhook {__version__} listening on http://127.0.0.1:"), lines
     assert not [line for line in lines if "alembic" in line], lines
