@@ -79,6 +79,9 @@ def _refused_on_both_paths(body: bytes, warm_names: bytes) -> str:
         (b"a=x%20y+z=w", {"a": b"x y z=w"}),
         (b"a=x+y=z", {"a": b"x y=z"}),
         (b"a=x%3Dy+z", {"a": b"x=y z"}),
+        # A literal "=" next to an escape: "=42" and a final "=" are not quoted-printable.
+        (b"a=%41=42", {"a": b"A=42"}),
+        (b"a=x%20=", {"a": b"x ="}),
         (b"a=&b=", {"a": b"", "b": b""}),
         # Escapes that decode to a separator: never split on, on either path.
         (b"a=%26b%3D1&c=2", {"a": b"&b=1", "c": b"2"}),
@@ -92,7 +95,7 @@ def _refused_on_both_paths(body: bytes, warm_names: bytes) -> str:
     ],
     ids=[
         "plain", "plus", "escape-and-plus", "escaped-plus", "utf8", "equals-escape-plus",
-        "equals-plus", "escaped-equals", "empty-values", "escaped-separators", "escaped-nul",
+        "equals-plus", "escaped-equals", "equals-hex", "equals-last", "empty-values", "escaped-separators", "escaped-nul",
         "escaped-nul-amp", "pair-without-equals", "name-chars", "escaped-name", "gbk",
     ],
 )  # fmt: skip
@@ -141,6 +144,13 @@ def test_refusals_on_both_paths(body: bytes, warm: bytes, reason: str | None) ->
         assert dict(parse_form(body).values) == {"a": b"1\x00", "b": b"2"}
         return
     assert _refused_on_both_paths(body, warm) == reason
+
+
+def test_an_empty_body_says_so() -> None:
+    """The empty body is refused as ``malformed`` with its own message."""
+    with pytest.raises(NotificationError, match=r"^the body is empty$") as caught:
+        parse_form(b"")
+    assert caught.value.reason == "malformed"
 
 
 def test_the_name_cache_is_bounded(cold_names: dict[bytes, str]) -> None:
