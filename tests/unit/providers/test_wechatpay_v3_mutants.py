@@ -396,6 +396,17 @@ def test_received_event_with_an_undecryptable_resource_is_a_key_problem() -> Non
     )
 
 
+def test_a_decryption_error_tells_the_operator_which_key_to_check() -> None:
+    """The error (and the log line) name the setting at fault, never the key."""
+    resource = encrypt_resource(_json(PAID), key=b"k" * 32)
+    with pytest.raises(DecryptionError) as caught:
+        _verify(_with_resource("TRANSACTION.SUCCESS", resource))
+    assert str(caught.value) == (
+        "an authentic WeChat Pay v3 callback could not be decrypted: "
+        "check the channel's api_v3_key (the APIv3 key set in the merchant platform)"
+    )
+
+
 def test_received_event_keeps_a_resource_it_cannot_decrypt_as_sent() -> None:
     """A resource missing its nonce or algorithm is kept as the envelope sent it."""
     for resource in (
