@@ -607,7 +607,7 @@ def run(
 ) -> Iterator[tuple[Mutant, str]]:
     """Yield each mutant with its outcome: killed, survived or timeout."""
     package = _package_root(target)
-    resolved_tests = [str(Path(t).resolve()) for t in tests]
+    resolved_tests = [t if t.startswith("-") else str(Path(t).resolve()) for t in tests]
     with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
         spaces = [_Workspace(Path(tmp) / f"w{i}", package, target) for i in range(jobs)]
         try:
@@ -695,6 +695,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--jobs", type=int, default=2, help="mutants run in parallel (default 2)")
     parser.add_argument(
+        "--deselect",
+        nargs="+",
+        default=[],
+        metavar="NODEID",
+        help="tests to leave out (pytest --deselect), e.g. one that measures time",
+    )
+    parser.add_argument(
         "--equivalent",
         type=Path,
         default=DEFAULT_EQUIVALENTS,
@@ -752,10 +759,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.tests:
         parser.error("--tests is required unless --list is given")
     print(f"{_display(args.file)}: {len(mutants)} mutants; tests: {' '.join(args.tests)}")
+    tests = [*args.tests, *(f"--deselect={node}" for node in args.deselect)]
     results = []
-    for n, (mutant, outcome) in enumerate(
-        run(args.file, args.tests, mutants, max(1, args.jobs)), 1
-    ):
+    for n, (mutant, outcome) in enumerate(run(args.file, tests, mutants, max(1, args.jobs)), 1):
         results.append((mutant, outcome))
         print(f"[{n:>3}/{len(mutants)}] {outcome:<8} {mutant.id}", file=sys.stderr)
     _, adjusted = report(results, equivalents, source)

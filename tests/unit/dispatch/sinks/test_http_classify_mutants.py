@@ -7,13 +7,22 @@ failed handler. See docs/mutation-testing.md.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from payhook.dispatch.sinks._base import ErrorClass
+from payhook.dispatch.sinks._base import (
+    ErrorClass,
+    Outcome,
+    SinkContext,
+    describe_error,
+    elapsed_ms,
+)
 from payhook.dispatch.sinks.handler import classify_handler_error
 from payhook.dispatch.sinks.http import classify_exception, classify_response, parse_retry_after
+from payhook.testing import FakeClock
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 MAX_HINT_S = 366 * 86400.0
@@ -161,3 +170,56 @@ def test_error_class_wire_values(error_class: ErrorClass, wire: str) -> None:
     """The values stored in ``payhook_delivery_attempts.error_class`` and shown to operators."""
     assert str(error_class) == wire
     assert error_class.value == wire
+
+
+@pytest.mark.parametrize(
+    ("cls", "fields"),
+    [
+        (Outcome, {"ok": True, "latency_ms": 1}),
+        (SinkContext, {"clock": FakeClock(NOW), "request_timeout_s": 1.0, "concurrency": 1}),
+    ],
+    ids=["Outcome", "SinkContext"],
+)
+def test_sink_value_types_are_frozen_keyword_only_and_slotted(
+    cls: type[Any], fields: dict[str, Any]
+) -> None:
+    """An outcome cannot be changed after the fact, nor built by position."""
+    value = cls(**fields)
+    name = next(iter(fields))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, name, fields[name])
+    with pytest.raises(TypeError):
+        cls(*fields.values())
+    assert not hasattr(value, "__dict__")
+
+
+class _StoppedClock(FakeClock):
+    """A clock whose monotonic reading is set by hand."""
+
+    reading = 0.0
+
+    def monotonic(self) -> float:
+        return self.reading
+
+
+@pytest.mark.parametrize(
+    ("started", "now", "expected"),
+    [(10.0, 10.0, 0), (10.0, 10.0009, 0), (10.0, 10.0015, 1), (10.0, 11.2345, 1234),
+     (10.0, 9.0, 0), (0.0, 0.25, 250)],
+    ids=["zero", "sub-ms", "one-ms", "seconds", "clock-went-back", "from-zero"],
+)  # fmt: skip
+def test_elapsed_ms(started: float, now: float, expected: int) -> None:
+    """Whole milliseconds since the start, rounded down, never negative."""
+    clock = _StoppedClock(NOW)
+    clock.reading = now
+    assert elapsed_ms(clock, started) == expected
+
+
+def test_error_text_limit_and_nul() -> None:
+    """Stored error texts are cut at exactly 500 characters, with NUL replaced."""
+    assert len(describe_error(RuntimeError("x" * 486))) == 500
+    assert describe_error(RuntimeError("x" * 487)) == "RuntimeError: " + "x" * 486
+    text = describe_error(RuntimeError("\x00" + "y" * 1000))
+    assert len(text) == 500
+    assert text.startswith("RuntimeError: \ufffdy")
+    assert describe_error(RuntimeError("a\x00b")) == "RuntimeError: a\ufffdb"
