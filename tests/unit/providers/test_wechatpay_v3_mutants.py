@@ -724,3 +724,26 @@ def test_combine_fields_alone_do_not_make_a_combined_order() -> None:
     assert (event.order_id, event.amount) == ("PAYHOOK-20240520-0002", 8888)
     (event,) = _verify(encrypted_envelope("TRANSACTION.SUCCESS", {**PAID, "sub_orders": []})).events
     assert (event.order_id, event.amount) == ("PAYHOOK-20240520-0002", 8888)
+
+
+def test_a_probe_is_logged_with_its_fields(caplog: pytest.LogCaptureFixture) -> None:
+    """The probe's log line: its message and the fields operators filter on."""
+    body = TX["body"].encode()
+    headers = {**sign_headers(body, timestamp=TS), "wechatpay-signature": "WECHATPAY/SIGNTEST/x"}
+    clock = clock_at(TS)
+    with (
+        caplog.at_level(logging.INFO, logger="payhook.providers.wechatpay_v3"),
+        pytest.raises(SignatureProbeError),
+    ):
+        provider(clock).verify(raw(headers, body, clock))
+    (record,) = caplog.records
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == (
+        "Refused a WeChat Pay signature probe (WECHATPAY/SIGNTEST/); "
+        "WeChat Pay retries it with a real signature."
+    )
+    assert (record.action, record.provider, record.channel) == (  # type: ignore[attr-defined]
+        "signature_probe",
+        "wechatpay",
+        "wx",
+    )
