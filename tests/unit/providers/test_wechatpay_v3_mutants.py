@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from tests.unit.providers._wechat_v3_support import (
     API_V3_KEY,
     APP_ID,
     MCH_ID,
+    FrozenClock,
     clock_at,
     encrypt_resource,
     encrypted_envelope,
@@ -747,3 +749,19 @@ def test_a_probe_is_logged_with_its_fields(caplog: pytest.LogCaptureFixture) -> 
         "wechatpay",
         "wx",
     )
+
+
+@pytest.mark.parametrize(
+    ("offset", "word"),
+    [(0.7, "old"), (-0.7, "in the future")],
+    ids=["under-a-second-old", "under-a-second-ahead"],
+)
+def test_replay_window_direction_under_one_second(offset: float, word: str) -> None:
+    """With a sub-second tolerance the message still says which way the clock is off."""
+    body = TX["body"].encode()
+    clock = FrozenClock(datetime.fromtimestamp(TS + offset, UTC))
+    with pytest.raises(TimestampError) as caught:
+        provider(clock, timestamp_tolerance_s=0.5).verify(
+            raw(sign_headers(body, timestamp=TS), body, clock)
+        )
+    assert str(caught.value) == f"Wechatpay-Timestamp is 1 s {word}, beyond 0 s"
