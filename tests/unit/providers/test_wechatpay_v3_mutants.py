@@ -765,3 +765,27 @@ def test_replay_window_direction_under_one_second(offset: float, word: str) -> N
             raw(sign_headers(body, timestamp=TS), body, clock)
         )
     assert str(caught.value) == f"Wechatpay-Timestamp is 1 s {word}, beyond 0 s"
+
+
+def test_an_unknown_serial_is_logged_cut_to_80_characters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The warning names the serial (at most 80 characters of it) and the channel."""
+    body = TX["body"].encode()
+    clock = clock_at(TS)
+    serial = "S" * 79 + "T" + "U" * 20
+    headers = {**sign_headers(body, timestamp=TS), "wechatpay-serial": serial}
+    with (
+        caplog.at_level(logging.WARNING, logger="payhook.providers.wechatpay_v3"),
+        pytest.raises(SignatureError),
+    ):
+        provider(clock).verify(raw(headers, body, clock))
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"A WeChat Pay callback names key {'S' * 79 + 'T'!r}, which channel wx does not hold."
+    )
+    assert (record.action, record.provider, record.channel) == (  # type: ignore[attr-defined]
+        "unknown_serial",
+        "wechatpay",
+        "wx",
+    )
