@@ -446,6 +446,7 @@ def test_received_event_logs_a_foreign_merchant(caplog: pytest.LogCaptureFixture
         assert not caplog.records
         _received(encrypt_resource(_json({"mchid": "1900000002"}), aad="x"))
     (record,) = caplog.records
+    assert (record.name, record.levelno) == ("payhook.providers.wechatpay_v3", logging.WARNING)
     assert record.action == "foreign_merchant"  # type: ignore[attr-defined]
     assert record.getMessage() == "A COUPON.USE notification on channel wx names another merchant."
 
