@@ -4,6 +4,7 @@ refund, the empty-value signing convention, and the exact verdicts of the mercha
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -191,3 +192,26 @@ def test_received_event_fields(
     assert event.paid_at is None or changes.get("gmt_payment") is None
     assert "sign" not in event.raw
     assert event.raw["sign_type"] == "RSA2"
+
+
+def test_a_cert_sn_mismatch_is_logged_with_its_fields(caplog: pytest.LogCaptureFixture) -> None:
+    """The warning carries both SNs, the notify_id and the channel."""
+    body = sign_notification(_fields(alipay_cert_sn="b" * 32), TEST_PRIVATE)
+    with caplog.at_level(logging.WARNING, logger="payhook.providers.alipay"):
+        assert _verify(body, alipay_cert_sn="a" * 32).events
+    (record,) = caplog.records
+    assert (record.name, record.levelno) == ("payhook.providers.alipay", logging.WARNING)
+    assert record.getMessage() == (
+        "An Alipay notification names a certificate other than the configured one; "
+        "Alipay may have rotated its certificate: download the new one."
+    )
+    fields = ("action", "provider", "channel", "notify_id", "alipay_cert_sn",
+              "configured_alipay_cert_sn")  # fmt: skip
+    assert {name: record.__dict__[name] for name in fields} == {
+        "action": "alipay_cert_sn_mismatch",
+        "provider": "alipay",
+        "channel": "alipay",
+        "notify_id": "N1",
+        "alipay_cert_sn": "b" * 32,
+        "configured_alipay_cert_sn": "a" * 32,
+    }

@@ -790,3 +790,24 @@ def test_an_unknown_serial_is_logged_cut_to_80_characters(
         "wechatpay",
         "wx",
     )
+
+
+def test_a_decryption_failure_is_logged_with_its_fields(caplog: pytest.LogCaptureFixture) -> None:
+    """The error log names the channel and the setting to check, with the action field."""
+    resource = encrypt_resource(_json(PAID), key=b"k" * 32)
+    with (
+        caplog.at_level(logging.ERROR, logger="payhook.providers.wechatpay_v3"),
+        pytest.raises(DecryptionError),
+    ):
+        _verify(_with_resource("TRANSACTION.SUCCESS", resource))
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        "Channel wx: an authentic WeChat Pay v3 callback could not be decrypted: "
+        "check the channel's api_v3_key (the APIv3 key set in the merchant platform)."
+    )
+    assert (record.action, record.provider, record.channel) == (  # type: ignore[attr-defined]
+        "decryption_failed",
+        "wechatpay",
+        "wx",
+    )
