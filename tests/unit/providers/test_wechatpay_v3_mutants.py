@@ -811,3 +811,24 @@ def test_a_decryption_failure_is_logged_with_its_fields(caplog: pytest.LogCaptur
         "wechatpay",
         "wx",
     )
+
+
+def test_a_failing_refresh_hook_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A refresh hook that raises is logged with its traceback; the verdict stays the same."""
+
+    def broken(_serial: str) -> None:
+        raise RuntimeError("refresh failed")
+
+    body = TX["body"].encode()
+    clock = clock_at(TS)
+    headers = {**sign_headers(body, timestamp=TS), "wechatpay-serial": "SERIAL-X"}
+    with (
+        caplog.at_level(logging.WARNING, logger="payhook.providers.wechatpay_v3"),
+        pytest.raises(SignatureError),
+    ):
+        provider(clock, on_unknown_serial=broken).verify(raw(headers, body, clock))
+    warning, failure = caplog.records
+    assert warning.action == "unknown_serial"  # type: ignore[attr-defined]
+    assert (failure.levelno, failure.getMessage()) == (logging.ERROR, "on_unknown_serial failed")
+    assert failure.action == "unknown_serial"  # type: ignore[attr-defined]
+    assert failure.exc_info is not None
