@@ -215,3 +215,28 @@ def test_a_cert_sn_mismatch_is_logged_with_its_fields(caplog: pytest.LogCaptureF
         "alipay_cert_sn": "b" * 32,
         "configured_alipay_cert_sn": "a" * 32,
     }
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"total_amount": "1.234"}, "total_amount"),
+     ({"refund_fee": "-1", "out_biz_no": "R-1"}, "refund_fee"),
+     ({"gmt_payment": "yesterday"}, "gmt_payment")],
+    ids=["total-amount", "refund-fee", "gmt-payment"],
+)  # fmt: skip
+def test_a_bad_value_is_named_in_the_refusal(changes: dict[str, str], field: str) -> None:
+    """The refusal names the field at fault (never its value)."""
+    body = sign_notification(_fields(**changes), TEST_PRIVATE)
+    with pytest.raises(NotificationError) as caught:
+        _verify(body)
+    assert caught.value.reason in ("bad_amount", "bad_time")
+    assert field in str(caught.value)
+    assert changes[field] not in str(caught.value)
+
+
+def test_received_event_keeps_a_valid_payment_time() -> None:
+    """An unmodelled notification keeps gmt_payment when it parses (Beijing time)."""
+    body = sign_notification(_fields(trade_status="WAIT_BUYER_PAY"), TEST_PRIVATE)
+    (event,) = _verify(body).events
+    assert event.paid_at is not None
+    assert event.paid_at.isoformat() == "2024-05-20T13:14:05+08:00"
