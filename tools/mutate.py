@@ -527,7 +527,10 @@ class _Workspace:
             return "timeout", elapsed
         if code == 0:
             return "survived", elapsed
-        if code in (1, 2):  # tests failed, or collection failed (a mutant broke an import)
+        # 1: tests failed; 2: collection failed (a mutant broke an import); 4: a conftest
+        # failed to import (a mutant broke a module it imports). The unmutated run passed,
+        # so neither 2 nor 4 is a mistake on the command line.
+        if code in (1, 2, 4):
             return "killed", elapsed
         raise SystemExit(f"pytest exited with {code}; run the tests by hand to see why")
 
