@@ -25,6 +25,7 @@ from payhook.errors import (
 from payhook.events import EventType
 from payhook.providers import Outcome, ParsedNotification
 from payhook.providers.wechatpay_v3._map import map_other
+from payhook.providers.wechatpay_v3._sign import decode_signature
 from tests.unit.providers._wechat_v3_support import (
     API_V3_KEY,
     APP_ID,
@@ -832,3 +833,11 @@ def test_a_failing_refresh_hook_is_logged(caplog: pytest.LogCaptureFixture) -> N
     assert (failure.levelno, failure.getMessage()) == (logging.ERROR, "on_unknown_serial failed")
     assert failure.action == "unknown_serial"  # type: ignore[attr-defined]
     assert failure.exc_info is not None
+
+
+def test_signature_header_length_limit() -> None:
+    """A canonical base64 header of 2048 characters decodes; a longer one is refused unread."""
+    assert decode_signature("A" * 2048) == b"\x00" * 1536
+    assert decode_signature("A" * 2052) is None
+    assert decode_signature("AAB=") is None  # not canonical: unused bits set
+    assert decode_signature("AAA=") == b"\x00\x00"
