@@ -25,7 +25,7 @@ from payhook.errors import (
 from payhook.events import EventType
 from payhook.providers import Outcome, ParsedNotification
 from payhook.providers.wechatpay_v3._map import map_other
-from payhook.providers.wechatpay_v3._sign import decode_signature
+from payhook.providers.wechatpay_v3._sign import decode_signature, random_nonce, request_message
 from tests.unit.providers._wechat_v3_support import (
     API_V3_KEY,
     APP_ID,
@@ -841,3 +841,15 @@ def test_signature_header_length_limit() -> None:
     assert decode_signature("A" * 2052) is None
     assert decode_signature("AAB=") is None  # not canonical: unused bits set
     assert decode_signature("AAA=") == b"\x00\x00"
+
+
+def test_request_message_and_nonce() -> None:
+    """The merchant-request message (certificate downloads) and the nonces payhook makes."""
+    assert request_message("GET", "/v3/certificates", "1700000000", "N1", b"") == (
+        b"GET\n/v3/certificates\n1700000000\nN1\n\n"
+    )
+    assert request_message("POST", "/p", "1", "n", b"{}") == b"POST\n/p\n1\nn\n{}\n"
+    nonce = random_nonce()
+    assert len(nonce) == 32
+    assert set(nonce) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    assert len(random_nonce(5)) == 5
