@@ -36,7 +36,7 @@ import tempfile
 import time
 import tokenize
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
@@ -320,6 +320,36 @@ def find_mutants(path: Path) -> list[Mutant]:
     return mutants
 
 
+def scopes(path: Path) -> dict[str, tuple[int, int]]:
+    """Named spans of a file, as (first line, last line): each top-level function and class,
+    each method as ``Class.method``, and each module-level assignment by its target name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    spans: dict[str, tuple[int, int]] = {}
+
+    def span(node: ast.stmt) -> tuple[int, int]:
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        return first, node.end_lineno or node.lineno
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            spans[node.name] = span(node)
+            if isinstance(node, ast.ClassDef):
+                for child in node.body:
+                    if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                        spans[f"{node.name}.{child.name}"] = span(child)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    spans[target.id] = span(node)
+    return spans
+
+
+def in_scope(mutants: Sequence[Mutant], spans: Sequence[tuple[int, int]]) -> list[Mutant]:
+    """The mutants whose line lies in one of ``spans``."""
+    return [m for m in mutants if any(a <= m.line <= b for a, b in spans)]
+
+
 def _display(path: Path) -> str:
     resolved = path.resolve()
     try:
@@ -328,18 +358,104 @@ def _display(path: Path) -> str:
         return resolved.as_posix()
 
 
-def load_equivalents(path: Path | None) -> dict[str, str]:
-    """``id  reason`` lines; ``#`` starts a comment line."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Equivalent:
+    """One entry of the equivalents file: the mutant's id, the source line it mutates (as
+    ``strip()`` leaves it; ``None`` in old entries without one) and the reason."""
+
+    id: str
+    code: str | None
+    reason: str
+
+    @property
+    def path(self) -> str:
+        return self.id.split(":", 1)[0]
+
+    @property
+    def line(self) -> int:
+        return int(self.id.split(":")[1])
+
+    @property
+    def col(self) -> int:
+        return int(self.id.split(":")[2])
+
+    @property
+    def operator(self) -> str:
+        return self.id.split(":", 3)[3]
+
+
+_ENTRY = re.compile(r"(?P<id>\S+)\s+(?:`(?P<code>[^`]*)`\s+)?(?P<reason>.*)")
+
+
+def load_equivalents(path: Path | None) -> dict[str, Equivalent]:
+    """``id  `source line`  reason`` lines (the source line is optional); ``#`` starts a
+    comment line."""
     if path is None or not path.exists():
         return {}
-    known: dict[str, str] = {}
+    known: dict[str, Equivalent] = {}
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        mutant_id, _, reason = line.partition(" ")
-        known[mutant_id] = reason.strip()
+        match = _ENTRY.fullmatch(line)
+        if match is None:  # an id alone
+            known[line] = Equivalent(line, None, "")
+            continue
+        known[match["id"]] = Equivalent(match["id"], match["code"], match["reason"].strip())
     return known
+
+
+def match_equivalents(
+    mutants: Sequence[Mutant], equivalents: dict[str, Equivalent], source: str
+) -> tuple[dict[str, Equivalent], list[str]]:
+    """Which mutants the file's entries name: ``{mutant id: entry}``, and notes to print.
+
+    An entry matches the mutant with its id, provided that mutant's source line is still the
+    entry's line. When lines above it moved, an entry that records its source line matches
+    the mutant with the same operator and column in an identical line (the nearest such
+    line when there are several), and a note asks for the id to be updated (``--rekey``
+    does it).
+    """
+    lines = source.splitlines()
+    by_id = {m.id: m for m in mutants}
+    path = mutants[0].path if mutants else ""
+    matched: dict[str, Equivalent] = {}
+    notes: list[str] = []
+    for entry in equivalents.values():
+        if entry.path != path:
+            continue
+        mutant = by_id.get(entry.id)
+        if mutant is not None and (
+            entry.code is None or lines[mutant.line - 1].strip() == entry.code
+        ):
+            matched[mutant.id] = entry
+            continue
+        candidates = [
+            m
+            for m in mutants
+            if entry.code is not None
+            and (m.operator, m.col) == (entry.operator, entry.col)
+            and lines[m.line - 1].strip() == entry.code
+            and m.id not in matched
+        ]
+        if candidates:
+            moved = min(candidates, key=lambda m: abs(m.line - entry.line))
+            matched[moved.id] = entry
+            notes.append(f"note: {entry.id} has moved to {moved.id}: run with --rekey")
+        else:
+            notes.append(f"note: {entry.id} matches no mutant: update or remove it")
+    return matched, notes
+
+
+def rekey(path: Path, renames: dict[str, str]) -> None:
+    """Rewrite the equivalents file with each old id replaced by its new one."""
+    out = []
+    for raw in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        first = raw.split(maxsplit=1)[0] if raw.strip() else ""
+        if first in renames:
+            raw = raw.replace(first, renames[first], 1)
+        out.append(raw)
+    path.write_text("".join(out), encoding="utf-8")
 
 
 # -- running -------------------------------------------------------------------------------
@@ -395,7 +511,9 @@ class _Workspace:
         assert self.worker.stdin is not None
         assert self.worker.stdout is not None
         args = ["-x", "-q", "--no-header", "--hypothesis-seed=0", f"--rootdir={REPO}"]
-        args += ["-c", str(REPO / "pyproject.toml"), *tests]
+        # -n 0: no pytest-xdist workers (the project's addopts ask for one per core); they
+        # would start cold interpreters for every mutant, and the jobs already fill the cores.
+        args += ["-c", str(REPO / "pyproject.toml"), "-n", "0", *tests]
         # Plugins preloaded by the warm worker cannot have their asserts rewritten: no matter.
         args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
         self.worker.stdin.write(json.dumps({"args": args, "timeout": timeout}) + "\n")
@@ -409,7 +527,10 @@ class _Workspace:
             return "timeout", elapsed
         if code == 0:
             return "survived", elapsed
-        if code in (1, 2):  # tests failed, or collection failed (a mutant broke an import)
+        # 1: tests failed; 2: collection failed (a mutant broke an import); 4: a conftest
+        # failed to import (a mutant broke a module it imports). The unmutated run passed,
+        # so neither 2 nor 4 is a mistake on the command line.
+        if code in (1, 2, 4):
             return "killed", elapsed
         raise SystemExit(f"pytest exited with {code}; run the tests by hand to see why")
 
@@ -489,7 +610,7 @@ def run(
 ) -> Iterator[tuple[Mutant, str]]:
     """Yield each mutant with its outcome: killed, survived or timeout."""
     package = _package_root(target)
-    resolved_tests = [str(Path(t).resolve()) for t in tests]
+    resolved_tests = [t if t.startswith("-") else str(Path(t).resolve()) for t in tests]
     with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
         spaces = [_Workspace(Path(tmp) / f"w{i}", package, target) for i in range(jobs)]
         try:
@@ -536,7 +657,7 @@ def _cell(text: str, width: int = 60) -> str:
 
 
 def report(
-    results: Sequence[tuple[Mutant, str]], equivalents: dict[str, str], source: str
+    results: Sequence[tuple[Mutant, str]], equivalents: Mapping[str, object], source: str
 ) -> tuple[float, float]:
     """Print the figures and the survivor table; return (raw score, adjusted score) in %."""
     total = len(results)
@@ -577,6 +698,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--jobs", type=int, default=2, help="mutants run in parallel (default 2)")
     parser.add_argument(
+        "--deselect",
+        nargs="+",
+        default=[],
+        metavar="NODEID",
+        help="tests to leave out (pytest --deselect), e.g. one that measures time",
+    )
+    parser.add_argument(
         "--equivalent",
         type=Path,
         default=DEFAULT_EQUIVALENTS,
@@ -584,7 +712,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="known-equivalent mutants, 'id reason' per line (default %(default)s)",
     )
     parser.add_argument("--only", nargs="+", metavar="ID", help="run just these mutant ids")
+    parser.add_argument(
+        "--scope",
+        nargs="+",
+        metavar="NAME",
+        help="mutate only inside these functions, classes (Class.method for a method) or "
+        "module-level assignments",
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
+    parser.add_argument(
+        "--rekey",
+        action="store_true",
+        help="update the ids of the file's moved equivalents (matched by their source line)",
+    )
     parser.add_argument(
         "--fail-under", type=float, metavar="PCT", help="exit 1 below this adjusted score"
     )
@@ -598,11 +738,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     source = args.file.read_text(encoding="utf-8")
     mutants = find_mutants(args.file)
-    equivalents = load_equivalents(args.equivalent)
-    ids = {m.id for m in mutants}
-    prefix = _display(args.file) + ":"
-    for stale in sorted(k for k in equivalents if k.startswith(prefix) and k not in ids):
-        print(f"note: {stale} in {args.equivalent} matches no mutant: update or remove it")
+    equivalents, notes = match_equivalents(mutants, load_equivalents(args.equivalent), source)
+    for note in notes:
+        print(note)
+    if args.rekey:
+        renames = {entry.id: mutant_id for mutant_id, entry in equivalents.items()}
+        rekey(args.equivalent, {old: new for old, new in renames.items() if old != new})
+        print(f"{args.equivalent}: ids updated")
+        return 0
+    if args.scope:
+        spans = scopes(args.file)
+        unknown = [name for name in args.scope if name not in spans]
+        if unknown:
+            parser.error(f"--scope: no function, class or assignment named {', '.join(unknown)}")
+        mutants = in_scope(mutants, [spans[name] for name in args.scope])
     if args.only:
         mutants = [m for m in mutants if m.id in set(args.only)]
     if args.list:
@@ -613,10 +762,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.tests:
         parser.error("--tests is required unless --list is given")
     print(f"{_display(args.file)}: {len(mutants)} mutants; tests: {' '.join(args.tests)}")
+    tests = [*args.tests, *(f"--deselect={node}" for node in args.deselect)]
     results = []
-    for n, (mutant, outcome) in enumerate(
-        run(args.file, args.tests, mutants, max(1, args.jobs)), 1
-    ):
+    for n, (mutant, outcome) in enumerate(run(args.file, tests, mutants, max(1, args.jobs)), 1):
         results.append((mutant, outcome))
         print(f"[{n:>3}/{len(mutants)}] {outcome:<8} {mutant.id}", file=sys.stderr)
     _, adjusted = report(results, equivalents, source)
