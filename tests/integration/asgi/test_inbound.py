@@ -18,6 +18,7 @@ from payhook.config import PayhookSettings
 from payhook.errors import DecryptionError, NotificationError, SignatureError, SignatureProbeError
 from payhook.events import EventDraft, EventType
 from payhook.providers import Outcome, ParsedNotification, RawNotification, Reply
+from payhook.storage import Store
 from payhook.storage._engine import create_engine
 from payhook.storage._tables import events, notifications, refused_callbacks
 from tests._faults import locked_sqlite
@@ -287,3 +288,24 @@ def wait_for_refused(database_url: str, count: int) -> list[Any]:
         if len(rows) >= count or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
+
+
+def test_dropped_audits_are_counted(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the audit budget a refused callback is still answered, and the record it does
+    not get is counted by channel and cause."""
+    monkeypatch.setattr(Store, "audit_burst", 2)
+    monkeypatch.setattr(Store, "audit_rate_per_s", 0.0)
+    hook = PayHook(PayhookSettings(database_url=database_url), run_dispatcher=False)
+    hook.providers["fake"] = FakeProvider()
+
+    async def _noop() -> None:
+        return None
+
+    hook._sync_subscriptions = _noop  # type: ignore[method-assign]
+    with ServerThread(hook.app) as server:
+        for _ in range(5):
+            assert httpx.post(f"{server.url}/notify/fake", content=b"bad").status_code == 401
+        text = httpx.get(f"{server.url}/metrics").text
+        rows = wait_for_refused(database_url, 2)
+    assert 'payhook_refused_audits_dropped_total{cause="rate",channel="fake"} 3.0' in text, text
+    assert len(rows) == 2
