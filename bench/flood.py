@@ -10,19 +10,22 @@ lower priority than accepted callbacks, dropped (and counted) under pressure, ne
 an accepted one. Per database (SQLite always; PostgreSQL with ``--postgres URL``), one
 ``payhook serve --no-dispatcher`` (pinned to core 0, as ``bench/inbound.py``) and, per round:
 
-- ``quiet``: one client sends distinct, validly signed Alipay callbacks one after another
-  (keep-alive) for ``--seconds``; each answer's latency is taken;
+- ``quiet``: one client sends distinct, validly signed Alipay callbacks (keep-alive),
+  ``--rate`` a second (default 20; 0: back to back), for ``--seconds``; each answer's
+  latency is taken;
 - ``flood``: ``--clients`` connections in a separate process send refused callbacks without
   pause (a validly signed notification padded with ``&pad=`` to ~60 KB, so the signature no
   longer matches: Alipay's 400 ``fail``) while the same client sends valid callbacks for
-  ``--seconds``.
+  ``--seconds``. The same rate in both phases: the same work for the valid callbacks (and
+  the same growth of the database from them), whatever the machine's speed.
 
-The clients run on core 1. Reported per round and as the median of rounds: p50/p99/max of the
-valid callbacks in each phase, the ratio p99 flood / p99 quiet (goal <= 2.0), how much the
-database grew during the flood phase (SQLite: file + WAL; PostgreSQL: ``pg_database_size``;
-goal <= 5 MiB), the refused callbacks sent, audited and dropped
-(``payhook_refused_audits_dropped_total``). Every valid callback must be answered
-``success``; any other answer is reported and fails the run (exit 1).
+The clients run on core 1. Reported per round and as the median of rounds: p50/p99/max of
+the valid callbacks in each phase, the ratio p99 flood / p99 quiet (goal <= 2.0), how much
+the database grew during the flood phase, valid callbacks included (SQLite: file + WAL;
+PostgreSQL: ``pg_database_size``; goal <= 5 MiB; the quiet phase's growth is shown beside
+it), the refused callbacks sent, audited and dropped (``payhook_refused_audits_dropped_total``).
+Every valid callback must be answered ``success``, and every refused one audited or counted
+as dropped; otherwise, or when a goal is missed, the run exits 1.
 """
 
 from __future__ import annotations
@@ -115,14 +118,22 @@ def send_valid(conn: http.client.HTTPConnection, body: bytes) -> tuple[float, in
     return (time.perf_counter() - start) * 1000, response.status, reply
 
 
-def valid_phase(port: int, bodies: Bodies, seconds: float) -> tuple[list[float], list[str]]:
-    """Valid callbacks one after another for ``seconds``: latencies (ms), bad answers."""
+def valid_phase(
+    port: int, bodies: Bodies, seconds: float, rate: float
+) -> tuple[list[float], list[str]]:
+    """Valid callbacks for ``seconds``, ``rate`` a second (one after another when ``rate`` is
+    0 or the answers are slower): latencies (ms), bad answers."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     latencies: list[float] = []
     bad: list[str] = []
-    end = time.monotonic() + seconds
+    start = time.monotonic()
+    end = start + seconds
     try:
         while time.monotonic() < end:
+            if rate > 0:
+                wait = start + len(latencies) / rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             ms, status, reply = send_valid(conn, bodies.next())
             latencies.append(ms)
             if (status, reply) != (200, b"success"):
@@ -198,7 +209,8 @@ class Database:
 def run_round(
     args: argparse.Namespace, server: Server, db: Database, bodies: Bodies, refused_body: bytes
 ) -> dict[str, Any]:
-    quiet, bad_quiet = valid_phase(server.port, bodies, args.seconds)
+    quiet_before = db.size()
+    quiet, bad_quiet = valid_phase(server.port, bodies, args.seconds, args.rate)
     before = db.size()
     m0 = metrics(server.port)
     audited0 = db.audited()
@@ -213,7 +225,7 @@ def run_round(
     while sent.value < args.clients:  # every flood connection is sending
         time.sleep(0.01)
     flood_start = time.monotonic()
-    loud, bad_loud = valid_phase(server.port, bodies, args.seconds)
+    loud, bad_loud = valid_phase(server.port, bodies, args.seconds, args.rate)
     stop.set()
     proc.join(30)
     flood_s = time.monotonic() - flood_start
@@ -239,6 +251,7 @@ def run_round(
         "flood_max": max(loud),
         "ratio_p99": pct(loud, 99) / pct(quiet, 99),
         "growth_mib": growth / 2**20,
+        "quiet_growth_mib": (before - quiet_before) / 2**20,
         "refused_sent": int(sent.value),
         "refused_per_s": sent.value / flood_s,
         "refused_counted": refused,
@@ -252,6 +265,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     parser.add_argument("--clients", type=int, default=8, help="flood connections")
+    parser.add_argument(
+        "--rate", type=float, default=20.0, help="valid callbacks a second (0: back to back)"
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=200, help="valid callbacks first")
     parser.add_argument("--postgres", metavar="URL", help="also run on this PostgreSQL server")
@@ -301,7 +317,8 @@ def main() -> None:
                         f"max {res['quiet_max']:.1f} ms | flood n={res['flood_n']} "
                         f"p50 {res['flood_p50']:.2f} p99 {res['flood_p99']:.2f} "
                         f"max {res['flood_max']:.1f} ms | p99 ratio {res['ratio_p99']:.2f} | "
-                        f"grew {res['growth_mib']:.2f} MiB | refused {res['refused_sent']} "
+                        f"grew {res['growth_mib']:.2f} MiB (quiet phase "
+                        f"{res['quiet_growth_mib']:.2f}) | refused {res['refused_sent']} "
                         f"({res['refused_per_s']:.0f}/s), audited {res['audited']}, "
                         f"dropped {res['dropped']:.0f}",
                         flush=True,

@@ -9,7 +9,7 @@ import it and none of them imports another.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -212,11 +212,12 @@ class CallbackStore(Protocol):
         """
         ...
 
-    def audit_refused(self, record: RefusedCallback) -> None:
-        """Queue the audit record of a refused callback, to be written at lower priority than
-        any callback being recorded; returns at once.
+    def audit_refused(self, channel: str, build: Callable[[], RefusedCallback]) -> None:
+        """Queue the audit record of a callback refused on ``channel``, to be written at lower
+        priority than any callback being recorded; returns at once.
 
-        A store under pressure drops the record and counts the drop: it never blocks, never
-        raises, and never delays a :meth:`record` for it.
+        ``build`` makes the record; a store under pressure does not call it (a flood spends
+        no hashing on records it drops): it counts the drop instead. Never blocks, never
+        raises, never delays a :meth:`record`.
         """
         ...

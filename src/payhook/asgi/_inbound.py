@@ -11,6 +11,7 @@ without building Request and Response objects, the callback path being the hot o
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -112,14 +113,16 @@ class InboundEndpoint:
         # the store under pressure: auditing never delays this answer.
         client = scope.get("client")
         self._store.audit_refused(
-            RefusedCallback.build(
+            channel,
+            functools.partial(
+                RefusedCallback.build,
                 channel=channel,
                 received_at=received_at,
                 reason=reason,
                 remote_addr=str(client[0]) if client else None,
                 headers=headers,
                 body=body,
-            )
+            ),
         )
 
     def _count(self, channel: str, outcome: str, reason: str) -> None:

@@ -26,7 +26,8 @@ __all__ = ["DROP_CAUSES", "AuditBudget", "RefusedAudit"]
 
 logger = logging.getLogger("payhook.storage")
 
-# Why an audit record was not written (the ``cause`` label of the dropped-audits counter).
+# Why an audit record was not written (the ``cause`` label of the dropped-audits counter):
+# over the budget, queue full, not made or not written (database error), process stopping.
 DROP_CAUSES = ("rate", "queue_full", "write_failed", "shutdown")
 
 # Called with (channel, cause) once per dropped record, on the event loop.
@@ -101,14 +102,22 @@ class RefusedAudit:
         """Records queued and not yet handed to a write."""
         return len(self._queue)
 
-    def offer(self, record: RefusedCallback) -> bool:
-        """Queue ``record``; False when it was dropped (and counted). Never blocks."""
+    def offer(self, channel: str, build: Callable[[], RefusedCallback]) -> bool:
+        """Queue the record ``build`` makes, calling it only when the record will be kept;
+        False when it was dropped (and counted). Never blocks."""
         if self._closed:
-            return self._drop(record, "shutdown")
+            return self._drop(channel, "shutdown")
         if len(self._queue) >= self._max_pending:
-            return self._drop(record, "queue_full")
+            return self._drop(channel, "queue_full")
         if not self._budget.take():
-            return self._drop(record, "rate")
+            return self._drop(channel, "rate")
+        try:
+            record = build()
+        except Exception:  # noqa: BLE001 - a refused callback's answer must not depend on it
+            logger.warning(
+                "could not make a refused-callback audit record", extra={"action": "audit_failed"}
+            )
+            return self._drop(channel, "write_failed")
         self._queue.append(record)
         loop = asyncio.get_running_loop()
         task = self._task
@@ -138,11 +147,11 @@ class RefusedAudit:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         while self._queue:
-            self._drop(self._queue.popleft(), "shutdown")
+            self._drop(self._queue.popleft().channel, "shutdown")
 
-    def _drop(self, record: RefusedCallback, cause: str) -> bool:
+    def _drop(self, channel: str, cause: str) -> bool:
         if self._on_dropped is not None:
-            self._on_dropped(record.channel, cause)
+            self._on_dropped(channel, cause)
         return False
 
     async def _drain(self, wake: asyncio.Event) -> None:
@@ -159,7 +168,7 @@ class RefusedAudit:
                 await self._write(batch)
             except asyncio.CancelledError:
                 for record in batch:
-                    self._drop(record, "shutdown")
+                    self._drop(record.channel, "shutdown")
                 raise
             except Exception as exc:  # noqa: BLE001 - the audit is best effort, counted when lost
                 logger.warning(
@@ -169,6 +178,6 @@ class RefusedAudit:
                     extra={"action": "audit_failed"},
                 )
                 for record in batch:
-                    self._drop(record, "write_failed")
+                    self._drop(record.channel, "write_failed")
             else:
                 self.written += len(batch)

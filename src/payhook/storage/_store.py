@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy import text
@@ -140,10 +140,11 @@ class Store:
             self.signal.notify()
         return result
 
-    def audit_refused(self, record: RefusedCallback) -> None:
-        """Queue the audit record of a refused callback; it is written in the background,
-        after any callback waiting to be recorded, or dropped and counted (never raises)."""
-        self._audit.offer(record)
+    def audit_refused(self, channel: str, build: Callable[[], RefusedCallback]) -> None:
+        """Queue the audit record of a callback refused on ``channel`` (``build`` makes it,
+        called only when it is kept); it is written in the background, after any callback
+        waiting to be recorded, or dropped and counted (never raises)."""
+        self._audit.offer(channel, build)
 
     @property
     def audits_written(self) -> int:

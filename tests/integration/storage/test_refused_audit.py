@@ -4,6 +4,7 @@ than callbacks, bounded by a budget, every lost record counted (contract §14)."
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import threading
 from collections.abc import Sequence
@@ -62,8 +63,8 @@ async def test_refused_records_have_their_own_table(database_url: str) -> None:
     await store.start()
     hostile = b"\x00\xff<xml>" + "支付".encode() + b"\x1b" * 3000
     try:
-        store.audit_refused(refused(1))
-        store.audit_refused(refused(2, hostile))
+        store.audit_refused("alipay", lambda: refused(1))
+        store.audit_refused("alipay", lambda: refused(2, hostile))
     finally:
         await store.close()
     assert drops.seen == []
@@ -104,7 +105,7 @@ async def test_a_flood_is_audited_within_the_budget_and_the_rest_counted(
     await store.start()
     try:
         for n in range(20):
-            store.audit_refused(refused(n))
+            store.audit_refused("alipay", functools.partial(refused, n))
     finally:
         await store.close()
     reopened = Store(database_url)
@@ -130,12 +131,12 @@ async def test_audit_that_cannot_be_written_is_counted(sqlite_database_url: str)
     db = Path(sqlite_database_url.removeprefix("sqlite+aiosqlite:///"))
     try:
         with locked_sqlite(db):
-            store.audit_refused(refused(1))
-            store.audit_refused(refused(2))
+            store.audit_refused("alipay", lambda: refused(1))
+            store.audit_refused("alipay", lambda: refused(2))
             while len(drops.seen) < 2:
                 await asyncio.sleep(0.01)
         # The database is back: the next records are written.
-        store.audit_refused(refused(3))
+        store.audit_refused("alipay", lambda: refused(3))
     finally:
         await store.close()
     assert drops.seen == [("alipay", "write_failed")] * 2
@@ -264,7 +265,7 @@ async def test_callbacks_and_audits_share_the_writer(database_url: str) -> None:
     await store.start()
     try:
         for n in range(50):
-            store.audit_refused(refused(n, b"x" * 60_000))
+            store.audit_refused("alipay", functools.partial(refused, n, b"x" * 60_000))
         results = await asyncio.gather(
             *(store.record(record(paid(f"alipay:app:T{n}:payment.order.paid"))) for n in range(20))
         )

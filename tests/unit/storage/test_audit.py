@@ -7,6 +7,7 @@ real SQLite and PostgreSQL in ``tests/integration/storage/test_refused_audit.py`
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -46,6 +47,10 @@ def refused(n: int, channel: str = "alipay") -> RefusedCallback:
         headers={},
         body=str(n).encode(),
     )
+
+
+def offer(audit: RefusedAudit, n: int, channel: str = "alipay") -> bool:
+    return audit.offer(channel, lambda: refused(n, channel))
 
 
 class Sink:
@@ -88,14 +93,14 @@ async def test_records_are_written_in_batches_and_flushed_on_close() -> None:
     audit = RefusedAudit(
         sink.write, clock=StillClock(), on_dropped=lambda *d: drops.append(d), batch_size=4
     )
-    assert all(audit.offer(refused(n)) for n in range(10))
+    assert all(offer(audit, n) for n in range(10))
     await asyncio.sleep(0)  # the drainer takes its first batch and waits on the gate
     sink.gate.set()
     await audit.close()
     assert sink.batches == [["0", "1", "2", "3"], ["4", "5", "6", "7"], ["8", "9"]]
     assert (audit.written, drops) == (10, [])
     # Closed: a record is dropped and counted, never queued.
-    assert not audit.offer(refused(10))
+    assert not offer(audit, 10)
     assert drops == [("alipay", "shutdown")]
 
 
@@ -110,10 +115,10 @@ async def test_over_the_budget_records_are_dropped_and_counted() -> None:
         rate_per_s=1.0,
         burst=3,
     )
-    offered = [audit.offer(refused(n, "wechat")) for n in range(5)]
+    offered = [offer(audit, n, "wechat") for n in range(5)]
     assert offered == [True, True, True, False, False]
     clock.t += 1.0
-    assert audit.offer(refused(5, "wechat"))
+    assert offer(audit, 5, "wechat")
     await audit.close()
     assert [n for batch in sink.batches for n in batch] == ["0", "1", "2", "5"]
     assert drops == [("wechat", "rate"), ("wechat", "rate")]
@@ -130,9 +135,9 @@ async def test_a_full_queue_drops_and_counts() -> None:
         max_pending=2,
         batch_size=1,
     )
-    assert audit.offer(refused(0))
+    assert offer(audit, 0)
     await asyncio.sleep(0)  # "0" is being written (held at the gate): the queue is empty
-    assert [audit.offer(refused(n)) for n in (1, 2, 3)] == [True, True, False]
+    assert [offer(audit, n) for n in (1, 2, 3)] == [True, True, False]
     assert audit.pending == 2
     sink.gate.set()
     await audit.close()
@@ -145,15 +150,15 @@ async def test_a_failed_write_drops_its_batch_and_counts_it() -> None:
     sink.fail = True
     drops: list[tuple[str, str]] = []
     audit = RefusedAudit(sink.write, clock=StillClock(), on_dropped=lambda *d: drops.append(d))
-    audit.offer(refused(0))
-    audit.offer(refused(1, "wechat"))
+    offer(audit, 0)
+    offer(audit, 1, "wechat")
     await audit.close()
     assert drops == [("alipay", "write_failed"), ("wechat", "write_failed")]
     assert audit.written == 0
     # The drainer survived the failure: the next record is written.
     sink.fail = False
     audit.open()
-    assert audit.offer(refused(2))
+    assert offer(audit, 2)
     await audit.close()
     assert sink.batches == [["2"]]
 
@@ -166,7 +171,35 @@ async def test_close_gives_up_after_its_timeout_and_counts_what_is_left() -> Non
         sink.write, clock=StillClock(), on_dropped=lambda *d: drops.append(d), batch_size=2
     )
     for n in range(3):
-        audit.offer(refused(n))
+        offer(audit, n)
     await audit.close(timeout_s=0)
     assert drops == [("alipay", "shutdown")] * 3
     assert sink.batches == []
+
+
+async def test_a_dropped_record_is_never_built() -> None:
+    """Past the budget the record is not even made: a flood spends no hashing on it."""
+    built: list[int] = []
+
+    def build(n: int) -> RefusedCallback:
+        built.append(n)
+        return refused(n)
+
+    sink = Sink()
+    audit = RefusedAudit(sink.write, clock=StillClock(), rate_per_s=0.0, burst=2)
+    for n in range(5):
+        audit.offer("alipay", functools.partial(build, n))
+    await audit.close()
+    assert built == [0, 1]
+
+
+async def test_a_record_that_cannot_be_made_is_dropped_and_counted() -> None:
+    drops: list[tuple[str, str]] = []
+    audit = RefusedAudit(Sink().write, clock=StillClock(), on_dropped=lambda *d: drops.append(d))
+
+    def broken() -> RefusedCallback:
+        raise RuntimeError("bug")
+
+    assert not audit.offer("alipay", broken)
+    assert drops == [("alipay", "write_failed")]
+    await audit.close()
