@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from payhook._clock import Clock
 from payhook._stores import RefusedCallback
 
-__all__ = ["DROP_CAUSES", "AuditBudget", "RefusedAudit"]
+__all__ = ["DROP_CAUSES", "AuditBudget", "DropHook", "RefusedAudit", "WriteBatch"]
 
 logger = logging.getLogger("payhook.storage")
 
