@@ -64,7 +64,9 @@ class PayHook:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
-        self.store = Store(settings.database_url, clock=self.clock)
+        self.store = Store(
+            settings.database_url, clock=self.clock, on_audit_dropped=self._audit_dropped
+        )
         self.operations = Operations(
             self.store, refuse_private_targets=settings.dispatcher.refuse_private_targets
         )
@@ -88,6 +90,9 @@ class PayHook:
         self._dispatcher: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = 0
+
+    def _audit_dropped(self, channel: str, cause: str) -> None:
+        self.metrics.audits_dropped.labels(channel, cause).inc()
 
     def __repr__(self) -> str:
         return f"PayHook(channels={sorted(self.providers)!r}, store={self.store!r})"

@@ -25,6 +25,13 @@ class Metrics:
             "remote address already held max_connections_per_address.",
             registry=self.registry,
         )
+        self.audits_dropped = Counter(
+            "payhook_refused_audits_dropped",
+            "Refused-callback audit records not written, by channel and cause: rate (over "
+            "the audit budget), queue_full, write_failed, shutdown.",
+            ["channel", "cause"],
+            registry=self.registry,
+        )
         self.events = Counter(
             "payhook_events",
             "Canonical events stored, by type.",

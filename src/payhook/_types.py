@@ -73,7 +73,11 @@ class SubscriptionSource(StrEnum):
 
 
 class NotificationVerdict(StrEnum):
-    """``payhook_notifications.verdict``: what intake decided about one inbound callback."""
+    """``payhook_notifications.verdict``: what intake decided about one verified callback.
+
+    ``refused`` is found only in rows written before migration 0004: refused callbacks are
+    now audited in ``payhook_refused_callbacks``.
+    """
 
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"

@@ -11,15 +11,17 @@ without building Request and Response objects, the callback path being the hot o
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 from payhook._clock import Clock
 from payhook._metrics import Metrics
-from payhook._stores import CallbackStore, IntakeRecord
+from payhook._stores import CallbackStore, IntakeRecord, RefusedCallback
 from payhook.errors import (
     DecryptionError,
     RefusedError,
@@ -35,7 +37,9 @@ logger = logging.getLogger("payhook.inbound")
 
 
 class _TooLarge(Exception):
-    pass
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__("body too large")
+        self.chunks = chunks  # what was read before refusing (audited)
 
 
 class _Disconnected(Exception):
@@ -97,7 +101,7 @@ class InboundEndpoint:
         if length is not None:
             try:
                 if int(length) > self._max_body_bytes:
-                    raise _TooLarge
+                    raise _TooLarge([])
             except ValueError:
                 pass  # a bad header: count what actually arrives
         chunks: list[bytes] = []
@@ -108,25 +112,36 @@ class InboundEndpoint:
                 raise _Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self._max_body_bytes:
-                raise _TooLarge
             chunks.append(chunk)
+            if size > self._max_body_bytes:
+                raise _TooLarge(chunks)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _audit(self, raw: RawNotification, reason: str) -> None:
-        record = IntakeRecord(
-            channel=raw.channel,
-            received_at=raw.received_at,
-            headers=dict(raw.headers),
-            body=raw.body,
-            notification_id=None,
-            drafts=(),
-            verdict="refused",
-            reason=reason,
+    def _audit(
+        self,
+        scope: Scope,
+        channel: str,
+        headers: Mapping[str, str],
+        body: bytes | list[bytes],
+        reason: str,
+        received_at: datetime,
+    ) -> None:
+        # Bounded (contract §14), written behind accepted callbacks, dropped and counted by
+        # the store under pressure: auditing never delays this answer.
+        client = scope.get("client")
+        self._store.audit_refused(
+            channel,
+            functools.partial(
+                RefusedCallback.build,
+                channel=channel,
+                received_at=received_at,
+                reason=reason,
+                remote_addr=str(client[0]) if client else None,
+                headers=headers,
+                body=body,
+            ),
         )
-        if not self._store.audit_refused(record):
-            self._count(raw.channel, "audit_dropped", reason)
 
     def _count(self, channel: str, outcome: str, reason: str) -> None:
         # The label sets are few (configured channels x outcomes x reason codes): their
@@ -149,12 +164,13 @@ class InboundEndpoint:
         }
         try:
             body = await self._read_body(headers, receive)
-        except _TooLarge:
+        except _TooLarge as exc:
             self._count(channel, "refused", "too_large")
             logger.warning(
                 "callback refused: body larger than max_body_bytes",
                 extra={"action": "callback_refused", "channel": channel, "reason": "too_large"},
             )
+            self._audit(scope, channel, headers, exc.chunks, "too_large", self._clock.now())
             reply = provider.reply(Outcome.REFUSED_MALFORMED, "body too large")
             await _respond(send, reply, status=413)
             return
@@ -186,7 +202,7 @@ class InboundEndpoint:
                 },
             )
             self._count(channel, "refused", "query_string")
-            self._audit(raw, "query_string")
+            self._audit(scope, channel, raw.headers, raw.body, "query_string", raw.received_at)
             return provider.reply(
                 Outcome.REFUSED_MALFORMED, "the notify URL must not carry a query string"
             )
@@ -212,7 +228,7 @@ class InboundEndpoint:
                 },
             )
             self._count(channel, "refused", exc.reason)
-            self._audit(raw, exc.reason)
+            self._audit(scope, channel, raw.headers, raw.body, exc.reason, raw.received_at)
             return provider.reply(outcome, exc.message)
         except DecryptionError as exc:
             logger.error(
@@ -221,7 +237,7 @@ class InboundEndpoint:
                 extra={"action": "callback_key_misconfigured", "channel": channel},
             )
             self._count(channel, "error", exc.reason)
-            self._audit(raw, exc.reason)
+            self._audit(scope, channel, raw.headers, raw.body, exc.reason, raw.received_at)
             return provider.reply(Outcome.KEY_MISCONFIGURED, "decryption failed")
         except Exception:  # a verifier bug must still get the provider's format
             logger.exception(
@@ -229,6 +245,7 @@ class InboundEndpoint:
                 extra={"action": "callback_crashed", "channel": channel},
             )
             self._count(channel, "refused", "adapter_error")
+            self._audit(scope, channel, raw.headers, raw.body, "adapter_error", raw.received_at)
             return provider.reply(Outcome.REFUSED_MALFORMED, "malformed")
         record = IntakeRecord(
             channel=channel,

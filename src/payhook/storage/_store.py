@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy import text
@@ -12,7 +12,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook._clock import Clock, SystemClock
+from payhook._stores import RefusedCallback
 from payhook.errors import StorageUnavailableError
+from payhook.storage._audit import DropHook, RefusedAudit
 from payhook.storage._engine import create_engine, is_sqlite
 from payhook.storage._migrate import upgrade
 from payhook.storage._signal import OutboxSignal
@@ -37,7 +39,20 @@ class Store:
         clock: the time source for ``created_at`` columns.
         sqlite_busy_timeout_s: how long an intake write waits for a SQLite lock held elsewhere.
         signal: raised after a commit that created deliveries (wakes the in-process dispatcher).
+        on_audit_dropped: told ``(channel, cause)`` of every refused-callback audit record
+            that was not written (``cause``: ``rate``, ``queue_full``, ``write_failed``,
+            ``shutdown``); payhook counts them in a metric.
     """
+
+    # The refused-callback audit (contract §14, ``_audit.py``): records held in memory at
+    # most, the budget (a burst, then a rate per second) that bounds how fast a flood of
+    # refused callbacks grows the database, records per write, and how long ``close``
+    # spends writing what is still queued.
+    max_pending_audits = 256
+    audit_burst = 100
+    audit_rate_per_s = 5.0
+    audit_batch = 64
+    audit_flush_s = 5.0
 
     def __init__(
         self,
@@ -46,6 +61,7 @@ class Store:
         clock: Clock | None = None,
         signal: OutboxSignal | None = None,
         sqlite_busy_timeout_s: float = 3.0,
+        on_audit_dropped: DropHook | None = None,
     ) -> None:
         self.database_url = database_url
         self._sqlite_busy_timeout_s = sqlite_busy_timeout_s
@@ -54,11 +70,15 @@ class Store:
         self.is_sqlite = is_sqlite(database_url)
         self._engine: AsyncEngine | None = None
         self._intake: Intake | None = None
-        self._audits: set[asyncio.Task[None]] = set()
-
-    # Refused callbacks are audited in the background; under a flood the excess is dropped
-    # (and counted by the caller's metrics) rather than queued without bound.
-    max_pending_audits = 256
+        self._audit = RefusedAudit(
+            self._write_refused,
+            clock=self.clock,
+            on_dropped=on_audit_dropped,
+            max_pending=self.max_pending_audits,
+            rate_per_s=self.audit_rate_per_s,
+            burst=self.audit_burst,
+            batch_size=self.audit_batch,
+        )
 
     def __repr__(self) -> str:
         url = make_url(self.database_url).render_as_string(hide_password=True)
@@ -83,6 +103,7 @@ class Store:
     async def start(self) -> None:
         """Open what the intake path needs: on SQLite the writer thread; on PostgreSQL
         nothing of its own (the intake takes its connections from the engine's pool)."""
+        self._audit.open()
         if self._intake is not None:
             return
         if self.is_sqlite:
@@ -94,9 +115,9 @@ class Store:
             self._intake = PostgresIntake(self.engine)
 
     async def close(self) -> None:
-        """Close the intake (the SQLite writer thread) and the engine."""
-        if self._audits:
-            await asyncio.gather(*self._audits, return_exceptions=True)
+        """Write the queued refused-callback audit records (``audit_flush_s`` at most), then
+        close the intake (the SQLite writer thread) and the engine."""
+        await self._audit.close(self.audit_flush_s)
         if self._intake is not None:
             intake, self._intake = self._intake, None
             await intake.close()
@@ -119,20 +140,22 @@ class Store:
             self.signal.notify()
         return result
 
-    def audit_refused(self, record: IntakeRecord) -> bool:
-        """Store the audit row of a refused callback in the background; False if dropped."""
-        if len(self._audits) >= self.max_pending_audits:
-            return False
-        task = asyncio.get_running_loop().create_task(self._audit(record))
-        self._audits.add(task)
-        task.add_done_callback(self._audits.discard)
-        return True
+    def audit_refused(self, channel: str, build: Callable[[], RefusedCallback]) -> None:
+        """Queue the audit record of a callback refused on ``channel`` (``build`` makes it,
+        called only when it is kept); it is written in the background, after any callback
+        waiting to be recorded, or dropped and counted (never raises)."""
+        self._audit.offer(channel, build)
 
-    async def _audit(self, record: IntakeRecord) -> None:
-        try:
-            await self.record(record)
-        except Exception:  # noqa: BLE001 - auditing a refused callback is best effort
-            logger.warning("could not audit a refused callback", extra={"action": "audit_failed"})
+    @property
+    def audits_written(self) -> int:
+        """Refused-callback audit records written since this store was created."""
+        return self._audit.written
+
+    async def _write_refused(self, records: Sequence[RefusedCallback]) -> None:
+        if self._intake is None:
+            await self.start()
+            assert self._intake is not None
+        await self._intake.write_refused(records)
 
     async def ping(self) -> bool:
         """Whether the database answers and, on SQLite, takes writes (another process may hold

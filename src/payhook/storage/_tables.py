@@ -103,7 +103,8 @@ notifications = Table(
     Column("received_at", _TS, nullable=False),
     Column("headers", Text, nullable=False),  # JSON object, lower-case names
     Column("body", LargeBinary, nullable=False),
-    Column("verdict", String(32), nullable=False),  # accepted | duplicate | refused
+    # accepted | duplicate (refused: rows written before migration 0004 only)
+    Column("verdict", String(32), nullable=False),
     Column("reason", String(64), nullable=True),
     Column("notification_id", String(128), nullable=True),
     Column("event_ids", Text, nullable=True),  # JSON list

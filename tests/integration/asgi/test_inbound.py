@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +18,9 @@ from payhook.config import PayhookSettings
 from payhook.errors import DecryptionError, NotificationError, SignatureError, SignatureProbeError
 from payhook.events import EventDraft, EventType
 from payhook.providers import Outcome, ParsedNotification, RawNotification, Reply
+from payhook.storage import Store
 from payhook.storage._engine import create_engine
-from payhook.storage._tables import events, notifications
+from payhook.storage._tables import events, notifications, refused_callbacks
 from tests._faults import locked_sqlite
 from tests._server import ServerThread
 
@@ -225,21 +228,110 @@ def test_database_down_gets_failure(sqlite_database_url: str) -> None:
 
 
 def test_audit_rows(served: tuple[str, str]) -> None:
-    """Accepted, duplicate and refused callbacks leave audit rows with their verdict."""
+    """Accepted and duplicate callbacks leave audit rows with their verdict; a refused one
+    leaves a bounded record in its own table, never a row among the callbacks."""
     url, database_url = served
     httpx.post(f"{url}/notify/fake", content=b"ok:a")
     httpx.post(f"{url}/notify/fake", content=b"ok:a")
+    bad = httpx.post(
+        f"{url}/notify/fake", content=b"bad", headers={"authorization": f"Bearer {SECRET_LOOKING}"}
+    )
+    assert bad.status_code == 401
+    refused = wait_for_refused(database_url, 1)
+    assert sorted(asyncio.run(verdicts(database_url))) == ["accepted", "duplicate"]
+    assert len(refused) == 1
+    row = refused[0]
+    assert (row.channel, row.reason, row.remote_addr, row.size) == (
+        "fake",
+        "bad_signature",
+        "127.0.0.1",
+        3,
+    )
+    assert row.digest == hashlib.sha256(b"bad").hexdigest()
+    assert row.excerpt.endswith("\n\nbad")
+    assert "authorization: ***" in row.excerpt
+    assert SECRET_LOOKING not in row.excerpt
 
-    async def verdicts() -> list[str]:
-        engine = create_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                return list((await conn.execute(select(notifications.c.verdict))).scalars())
-        finally:
-            await engine.dispose()
 
-    httpx.post(f"{url}/notify/fake", content=b"bad")
-    deadline = time.monotonic() + 5
-    while len(asyncio.run(verdicts())) < 3 and time.monotonic() < deadline:
+def test_every_refusal_is_audited(served: tuple[str, str]) -> None:
+    """Refused, undecryptable, crashing and too-large callbacks are all audited, bounded; a
+    too-large body is audited with what was read of it."""
+    url, database_url = served
+    for body in (b"bad", b"probe", b"malformed", b"decrypt", b"crash", b""):
+        httpx.post(f"{url}/notify/fake", content=body)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b"\xff" * 500  # not UTF-8, sent without a content-length
+
+    assert httpx.post(f"{url}/notify/fake", content=chunks()).status_code == 413
+    assert httpx.post(f"{url}/notify/fake", content=b"x" * 4096).status_code == 413
+    rows = wait_for_refused(database_url, 8)
+    reasons = sorted(row.reason for row in rows)
+    assert reasons == sorted(
+        ["bad_signature", "signature_probe", "malformed", "decryption_failed", "adapter_error",
+         "malformed", "too_large", "too_large"]
+    )  # fmt: skip
+    assert all(len(row.excerpt.encode("utf-8")) <= 2048 for row in rows)
+    streamed, declared = sorted(
+        (row for row in rows if row.reason == "too_large"), key=lambda row: -row.size
+    )
+    # Read up to the first chunk past max_body_bytes (2048): its size is what was read.
+    assert 2048 < streamed.size <= 5000
+    assert streamed.digest == hashlib.sha256(b"\xff" * streamed.size).hexdigest()
+    assert "\\xff" in streamed.excerpt
+    assert streamed.excerpt.endswith("\u2026")
+    # Refused on its content-length before a byte was read.
+    assert (declared.size, declared.digest) == (0, hashlib.sha256(b"").hexdigest())
+    assert "content-length: 4096" in declared.excerpt
+    assert asyncio.run(stored_events(database_url)) == 0
+
+
+async def verdicts(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(select(notifications.c.verdict))).scalars())
+    finally:
+        await engine.dispose()
+
+
+async def refused_rows(database_url: str) -> list[Any]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return list(await conn.execute(select(refused_callbacks)))
+    finally:
+        await engine.dispose()
+
+
+def wait_for_refused(database_url: str, count: int) -> list[Any]:
+    """The refused-callback rows once ``count`` are written (the audit is written in the
+    background, after the answer)."""
+    deadline = time.monotonic() + 30
+    while True:
+        rows = asyncio.run(refused_rows(database_url))
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
         time.sleep(0.05)
-    assert sorted(asyncio.run(verdicts())) == ["accepted", "duplicate", "refused"]
+
+
+def test_dropped_audits_are_counted(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the audit budget a refused callback is still answered, and the record it does
+    not get is counted by channel and cause."""
+    monkeypatch.setattr(Store, "audit_burst", 2)
+    monkeypatch.setattr(Store, "audit_rate_per_s", 0.0)
+    hook = PayHook(PayhookSettings(database_url=database_url), run_dispatcher=False)
+    hook.providers["fake"] = FakeProvider()
+
+    async def _noop() -> None:
+        return None
+
+    hook._sync_subscriptions = _noop  # type: ignore[method-assign]
+    with ServerThread(hook.app) as server:
+        for _ in range(5):
+            assert httpx.post(f"{server.url}/notify/fake", content=b"bad").status_code == 401
+        text = httpx.get(f"{server.url}/metrics").text
+        rows = wait_for_refused(database_url, 2)
+    assert 'payhook_refused_audits_dropped_total{cause="rate",channel="fake"} 3.0' in text, text
+    assert len(rows) == 2

@@ -100,5 +100,7 @@ def test_serve_prints_applied_migrations_not_alembic(tmp_path: Path) -> None:
         lines += proc.stderr.read().splitlines()
         proc.wait(timeout=60)
     assert lines[: len(APPLIED)] == APPLIED, lines
-    assert lines[len(APPLIED)].startswith(f"payhook {__version__} listening on http://127.0.0.1:"), lines
+    assert lines[len(APPLIED)].startswith(
+        f"payhook {__version__} listening on http://127.0.0.1:"
+    ), lines
     assert not [line for line in lines if "alembic" in line], lines

@@ -62,7 +62,7 @@ def refund(cumulative: int, refund_id: str) -> EventDraft:
     )
 
 
-def record(*drafts: EventDraft, verdict: str = "accepted") -> IntakeRecord:
+def record(*drafts: EventDraft) -> IntakeRecord:
     return IntakeRecord(
         channel="ali",
         received_at=RECEIVED,
@@ -70,8 +70,6 @@ def record(*drafts: EventDraft, verdict: str = "accepted") -> IntakeRecord:
         body=b"a=1",
         notification_id="n1",
         drafts=drafts,
-        verdict=verdict,
-        reason="bad_signature" if verdict == "refused" else None,
     )
 
 
@@ -130,7 +128,6 @@ def test_new_event_gets_deliveries_for_matching_subscriptions() -> None:
     script.answer()
     audit = script.expect(InsertNotification)
     assert audit.verdict == "accepted"
-    assert audit.reason is None
     assert audit.channel == "ali"
     assert audit.received_at == RECEIVED
     assert audit.notification_id == "n1"
@@ -305,11 +302,11 @@ def test_one_new_fact_makes_the_callback_accepted() -> None:
     assert result.new_event_ids == (new.event_id,)
 
 
-def test_refused_callback_is_only_audited() -> None:
-    """A refused callback (no drafts) is one audit row with its verdict and reason."""
-    script = Script(intake_flow(record(verdict="refused"), NOW))
+def test_callback_without_events_is_only_audited() -> None:
+    """A verified callback that carries no event is one audit row, ``accepted``."""
+    script = Script(intake_flow(record(), NOW))
     audit = script.expect(InsertNotification)
-    assert (audit.verdict, audit.reason, audit.event_ids) == ("refused", "bad_signature", None)
+    assert (audit.verdict, audit.event_ids) == ("accepted", None)
     result = script.finish()
     assert result == IntakeResult(event_ids=(), new_event_ids=(), new_event_types=(), deliveries=0)
     assert not result.is_duplicate

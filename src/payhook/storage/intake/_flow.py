@@ -5,7 +5,8 @@ Like httpx's ``Auth.auth_flow``, :func:`intake_flow` yields what it needs done (
 transaction with its own SQL: the SQLite writer thread (``_sqlite.py``, synchronous, many
 callbacks per group commit) and asyncpg on PostgreSQL (``_postgres.py``). The flow decides
 everything the databases must agree on: event identity and duplicates, Alipay refund
-shares, which subscriptions get outbox rows, the audit verdict, the result.
+shares, which subscriptions get outbox rows, the audit verdict, the result. Only verified
+callbacks come here: a refused one is audited apart, at lower priority (``storage/_audit.py``).
 
 A driver runs the flow like this (the SQLite one, minus error handling)::
 
@@ -27,7 +28,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from payhook._stores import IntakeRecord, IntakeResult
+from payhook._stores import IntakeRecord, IntakeResult, RefusedCallback
 from payhook._types import NotificationVerdict
 from payhook.errors import StorageUnavailableError
 from payhook.events import EventDraft, EventType, filter_matches, new_id, render_event
@@ -54,6 +55,15 @@ class Intake(Protocol):
 
         Raises:
             StorageUnavailableError: the database cannot take the write right now.
+        """
+        ...
+
+    async def write_refused(self, records: Sequence[RefusedCallback]) -> None:
+        """Insert refused-callback audit records in one transaction, at lower priority than
+        :meth:`record`: it may wait, a callback never waits for more than one such write.
+
+        Raises:
+            StorageUnavailableError: the database cannot take the write.
         """
         ...
 
@@ -162,8 +172,8 @@ def intake_flow(record: IntakeRecord, now: datetime) -> IntakeFlow:
             delivery_ids = [new_id("dlv", now_ms=now_ms) for _ in matching]
             yield InsertDeliveries(event_id, delivery_ids, matching, now)
             deliveries += len(matching)
-    verdict = record.verdict
-    if verdict == NotificationVerdict.ACCEPTED and event_ids and not new_ids:
+    verdict = NotificationVerdict.ACCEPTED
+    if event_ids and not new_ids:
         verdict = NotificationVerdict.DUPLICATE
     yield InsertNotification(
         channel=record.channel,
@@ -171,7 +181,6 @@ def intake_flow(record: IntakeRecord, now: datetime) -> IntakeFlow:
         headers=json.dumps(record.headers),
         body=record.body,
         verdict=verdict,
-        reason=record.reason,
         notification_id=record.notification_id,
         event_ids=json.dumps(event_ids) if event_ids else None,
     )

@@ -11,13 +11,16 @@ for each other, so exactly one inserts it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, assert_never
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from payhook._stores import RefusedCallback
 from payhook.storage._txn import pg_driver
 from payhook.storage.intake._flow import IntakeRecord, IntakeResult, intake_flow
 from payhook.storage.intake._steps import (
@@ -60,8 +63,14 @@ _INSERT_DELIVERIES = (
     "FROM unnest($1::text[], $4::text[]) AS d(id, sub)"
 )
 _INSERT_NOTIFICATION = (
-    "INSERT INTO payhook_notifications (channel, received_at, headers, body, verdict, reason, "
-    "notification_id, event_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "INSERT INTO payhook_notifications (channel, received_at, headers, body, verdict, "
+    "notification_id, event_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+# A batch of refused-callback audit records in one statement (one transaction, one flush).
+_INSERT_REFUSED = (
+    "INSERT INTO payhook_refused_callbacks (channel, received_at, reason, remote_addr, size, "
+    "digest, excerpt) SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], "
+    "$4::text[], $5::int[], $6::text[], $7::text[])"
 )
 # Sent at commit: wakes the dispatchers LISTENing in other processes.
 _NOTIFY = "SELECT pg_notify('payhook_outbox', '')"
@@ -82,7 +91,7 @@ async def _execute(conn: Any, step: Step) -> Any:
             await conn.execute(
                 _INSERT_NOTIFICATION,
                 step.channel, step.received_at, step.headers, step.body, step.verdict,
-                step.reason, step.notification_id, step.event_ids, timeout=timeout,
+                step.notification_id, step.event_ids, timeout=timeout,
             )  # fmt: skip
             return None
         case ReadSubscriptions():
@@ -116,8 +125,17 @@ class PostgresIntake:
     cannot answer now" is StorageUnavailableError (``_txn.pg_driver``).
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    # How often a refused-callback write waiting for a spare pool connection looks again.
+    spare_poll_s = 0.01
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._engine = engine
+        self._sleep = sleep
 
     async def record(self, record: IntakeRecord, now: datetime) -> IntakeResult:
         flow = intake_flow(record, now)
@@ -143,6 +161,28 @@ class PostgresIntake:
                         await conn.execute("ROLLBACK", timeout=timeout)
                 raise
         return result
+
+    async def write_refused(self, records: Sequence[RefusedCallback]) -> None:
+        """Insert refused-callback audit records in one statement, on a connection the pool
+        can spare: never while callbacks hold every connection of its base size."""
+        await self._spare_connection()
+        async with pg_driver(self._engine) as conn:
+            await conn.execute(
+                _INSERT_REFUSED,
+                [r.channel for r in records], [r.received_at for r in records],
+                [r.reason for r in records], [r.remote_addr for r in records],
+                [r.size for r in records], [r.digest for r in records],
+                [r.excerpt for r in records], timeout=_STATEMENT_TIMEOUT_S,
+            )  # fmt: skip
+
+    async def _spare_connection(self) -> None:
+        pool = self._engine.pool
+        size = getattr(pool, "size", None)
+        checkedout = getattr(pool, "checkedout", None)
+        if not callable(size) or not callable(checkedout):
+            return  # not a queue pool: nothing to share
+        while checkedout() >= size():
+            await self._sleep(self.spare_poll_s)
 
     async def ping(self) -> None:
         return None  # the engine's ping is the test: intake uses the same pool

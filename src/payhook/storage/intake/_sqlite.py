@@ -8,9 +8,11 @@ need no lock of their own and subscriptions are read once per group.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, assert_never
 
+from payhook._stores import RefusedCallback
 from payhook.storage._tables import sqlite_timestamp
 from payhook.storage.intake._flow import IntakeRecord, IntakeResult, intake_flow
 from payhook.storage.intake._steps import (
@@ -56,8 +58,12 @@ _INSERT_DELIVERY = (
     "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)"
 )
 _INSERT_NOTIFICATION = (
-    "INSERT INTO payhook_notifications (channel, received_at, headers, body, verdict, reason, "
-    "notification_id, event_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO payhook_notifications (channel, received_at, headers, body, verdict, "
+    "notification_id, event_ids) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_REFUSED = (
+    "INSERT INTO payhook_refused_callbacks (channel, received_at, reason, remote_addr, size, "
+    "digest, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -106,8 +112,7 @@ class _Steps:
                     _INSERT_NOTIFICATION,
                     (
                         step.channel, sqlite_timestamp(step.received_at), step.headers,
-                        step.body, step.verdict, step.reason, step.notification_id,
-                        step.event_ids,
+                        step.body, step.verdict, step.notification_id, step.event_ids,
                     ),
                 )  # fmt: skip
                 return None
@@ -153,6 +158,16 @@ def _nothing(_conn: GroupConnection) -> None:
     return None
 
 
+def _refused_rows(records: Sequence[RefusedCallback]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r.channel, sqlite_timestamp(r.received_at), r.reason, r.remote_addr, r.size,
+            r.digest, r.excerpt,
+        )
+        for r in records
+    ]  # fmt: skip
+
+
 class SqliteIntake:
     """The intake on SQLite: one writer thread (started here) owning the only write connection.
 
@@ -170,6 +185,14 @@ class SqliteIntake:
 
     async def record(self, record: IntakeRecord, now: datetime) -> IntakeResult:
         return await self._writer.run(lambda conn: run_intake(conn, record, now))
+
+    async def write_refused(self, records: Sequence[RefusedCallback]) -> None:
+        rows = _refused_rows(records)
+
+        def insert(conn: GroupConnection) -> None:
+            conn.executemany(_INSERT_REFUSED, rows)
+
+        await self._writer.run_background(insert)
 
     async def ping(self) -> None:
         # Another process may hold the write lock while reads still work.

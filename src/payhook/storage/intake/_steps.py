@@ -117,7 +117,8 @@ class InsertDeliveries:
 class InsertNotification:
     """Insert the callback's audit row. Answer: ``None``.
 
-    ``headers`` and ``event_ids`` are already the JSON text the columns hold.
+    ``verdict`` is ``accepted`` or ``duplicate``; ``headers`` and ``event_ids`` are already
+    the JSON text the columns hold.
     """
 
     channel: str
@@ -125,7 +126,6 @@ class InsertNotification:
     headers: str
     body: bytes
     verdict: str
-    reason: str | None
     notification_id: str | None
     event_ids: str | None
 

@@ -6,11 +6,16 @@ runs in one ``BEGIN IMMEDIATE`` transaction and ends with one ``COMMIT`` (one fs
 commit is durable. A job that fails rolls back its group, whose jobs then run again, each in
 a transaction of its own, so one job's failure never sinks the others (cheaper than a
 savepoint around every job, since failures are rare).
+
+Background jobs (the refused-callback audit, :meth:`SqliteWriter.run_background`) have lower
+priority: the writer runs one only when no callback is waiting, each in a transaction of its
+own, so a callback that arrives meanwhile waits for at most one background commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
@@ -31,17 +36,20 @@ T = TypeVar("T")
 
 
 class _Job:
-    __slots__ = ("fn", "future", "loop")
+    __slots__ = ("background", "fn", "future", "loop")
 
     def __init__(
         self,
         fn: Callable[[GroupConnection], Any],
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[Any],
+        *,
+        background: bool = False,
     ) -> None:
         self.fn = fn
         self.loop = loop
         self.future = future
+        self.background = background
 
 
 def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -90,6 +98,9 @@ class SqliteWriter:
         # provider's "try again" answer (WeChat Pay wants an answer within 5 s).
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # Background jobs taken off the queue, waiting for a moment without callbacks
+        # (touched by the writer thread only).
+        self._deferred: collections.deque[_Job] = collections.deque()
         self._thread: threading.Thread | None = None
         self._on_commit = on_commit
 
@@ -108,11 +119,19 @@ class SqliteWriter:
 
     async def run(self, fn: Callable[[GroupConnection], T]) -> T:
         """Run ``fn`` inside the next group transaction; returns once it is durably committed."""
+        return await self._submit(fn, background=False)
+
+    async def run_background(self, fn: Callable[[GroupConnection], T]) -> T:
+        """Run ``fn`` in a transaction of its own once no :meth:`run` job is waiting; returns
+        once it is durably committed."""
+        return await self._submit(fn, background=True)
+
+    async def _submit(self, fn: Callable[[GroupConnection], T], *, background: bool) -> T:
         if self._thread is None:
             raise StorageUnavailableError("the SQLite writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, loop, future))
+        self._queue.put(_Job(fn, loop, future, background=background))
         return await future
 
     def _connect(self) -> GroupConnection:
@@ -125,7 +144,8 @@ class SqliteWriter:
         return conn
 
     def _take(self, batch: list[_Job]) -> bool:
-        """Move queued jobs into ``batch`` without waiting; True when asked to stop."""
+        """Move queued callback jobs into ``batch`` without waiting (deferring background
+        ones); True when asked to stop."""
         while len(batch) < self.max_batch:
             try:
                 more = self._queue.get_nowait()
@@ -133,17 +153,39 @@ class SqliteWriter:
                 return False
             if more is None:
                 return True
-            batch.append(more)
+            if more.background:
+                self._deferred.append(more)
+            else:
+                batch.append(more)
         return False
+
+    def _next(self) -> _Job | None:
+        """The next job: a waiting callback job first; a background job only when none is
+        waiting; otherwise wait for one. None: asked to stop."""
+        while True:
+            if self._deferred:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    return self._deferred.popleft()
+            else:
+                job = self._queue.get()
+            if job is None or not job.background:
+                return job
+            self._deferred.append(job)
 
     def _run(self) -> None:
         conn: GroupConnection | None = None
         previous = 1
         while True:
-            job = self._queue.get()
+            job = self._next()
             if job is None:
                 break
             batch = [job]
+            if job.background:
+                previous = 1
+                conn = self._commit_or_fail(conn, batch)
+                continue
             stop = self._take(batch)
             if (
                 not stop
@@ -154,23 +196,31 @@ class SqliteWriter:
                 self._sleep(self._commit_delay_s)
                 stop = self._take(batch)
             previous = len(batch)
-            try:
-                if conn is None:
-                    conn = self._connect()
-                self._commit_batch(conn, batch)
-            except sqlite3.Error as exc:
-                logger.error(
-                    "SQLite write failed: %s", exc, extra={"action": "storage_unavailable"}
-                )
-                if conn is not None:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.close()
-                    conn = None
-                self._fail(batch, StorageUnavailableError("the SQLite database cannot be written"))
+            conn = self._commit_or_fail(conn, batch)
             if stop:
                 break
         if conn is not None:
             conn.close()
+        if self._deferred:
+            deferred, self._deferred = list(self._deferred), collections.deque()
+            self._fail(deferred, StorageUnavailableError("the SQLite writer stopped"))
+
+    def _commit_or_fail(
+        self, conn: GroupConnection | None, batch: list[_Job]
+    ) -> GroupConnection | None:
+        """Commit ``batch`` as one group; the connection to use next (None: reconnect)."""
+        try:
+            if conn is None:
+                conn = self._connect()
+            self._commit_batch(conn, batch)
+        except sqlite3.Error as exc:
+            logger.error("SQLite write failed: %s", exc, extra={"action": "storage_unavailable"})
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+                conn = None
+            self._fail(batch, StorageUnavailableError("the SQLite database cannot be written"))
+        return conn
 
     def _fail(self, batch: list[_Job], error: Exception) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
