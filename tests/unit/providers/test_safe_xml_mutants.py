@@ -68,7 +68,8 @@ def test_default_root_is_xml() -> None:
 
 
 @pytest.mark.parametrize("name", ["a\n", "a b", "a\nb", ""])
-def test_render_refuses_names_with_a_line_break(name: str) -> None:
-    """A field name ending in a newline is not a plain XML name."""
+def test_render_refuses_names_that_are_not_plain(name: str) -> None:
+    """A line break (a trailing one too, which "$" would let through), a space or an empty name
+    is not a plain XML name."""
     with pytest.raises(ValueError, match="element name"):
         render_flat_xml({name: "1"})
