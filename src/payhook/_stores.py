@@ -98,10 +98,10 @@ class IntakeResult:
 EXCERPT_BYTES = 2048
 _MASK = "***"
 # Headers that carry credentials: their values never reach the audit table.
-_SECRET_HEADERS = frozenset(
+_CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 )
-_SECRET_WORDS = ("secret", "token", "password", "passwd", "api-key", "apikey", "session")
+_CREDENTIAL_WORDS = ("secret", "token", "password", "passwd", "api-key", "apikey", "session")
 _ELLIPSIS = "\u2026"
 # C0 controls (but tab, line feed, carriage return), DEL and C1 controls are shown as \xNN:
 # the excerpt is plain text that every database takes (PostgreSQL refuses NUL in text).
@@ -113,7 +113,7 @@ _ESCAPES = {
 
 
 def _is_secret_header(name: str) -> bool:
-    return name in _SECRET_HEADERS or any(word in name for word in _SECRET_WORDS)
+    return name in _CREDENTIAL_HEADERS or any(word in name for word in _CREDENTIAL_WORDS)
 
 
 def _printable(text: str) -> str:
