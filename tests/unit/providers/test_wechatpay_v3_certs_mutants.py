@@ -6,10 +6,12 @@ limit of requested refreshes. The parts are called directly; the HTTP round trip
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -158,6 +160,11 @@ SIGNATURE_REFUSALS = [
     ("timestamp_one_digit", _signed(timestamp="1"), STALE),
     ("301_s_old", _signed(timestamp=str(UNIX - 301)), STALE),
     ("301_s_ahead", _signed(timestamp=str(UNIX + 301)), STALE),
+    (
+        "no_signature",
+        _signed(**{"wechatpay-signature": None}),
+        "the certificate response signature does not match",
+    ),
     (
         "probe",
         _signed(**{"wechatpay-signature": "WECHATPAY/SIGNTEST/abc"}),
@@ -435,3 +442,85 @@ def test_requested_refresh_rate_limit(caplog: pytest.LogCaptureFixture) -> None:
         ("wechatpay_certs_requested", "wx"),
         ("wechatpay_certs_requested", "wx"),
     ]
+
+
+def test_default_rate_limit_is_60_seconds(caplog: pytest.LogCaptureFixture) -> None:
+    """Without min_refresh_gap_s, requests closer than 60 s to the last one are dropped."""
+    clock = FrozenClock(NOW)
+    downloader = _downloader(clock)
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        downloader.request_refresh("A")
+        clock.advance(59.5)
+        downloader.request_refresh("B")
+        assert len(caplog.records) == 1
+        clock.advance(0.5)
+        downloader.request_refresh("C")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Channel wx: refreshing platform certificates for serial 'A'.",
+        "Channel wx: refreshing platform certificates for serial 'C'.",
+    ]
+
+
+def test_default_intervals() -> None:
+    """A refresh every 12 h (providers.md §2.2), a 60 s gap and a 10 s download timeout."""
+    downloader = _downloader()
+    assert downloader._interval == 43200.0
+    assert downloader._min_gap == 60.0
+    assert downloader._timeout == 10.0
+
+
+def test_base_url_keeps_its_path() -> None:
+    """Only trailing slashes are cut from the base URL; its own path stays."""
+    downloader = _downloader(api_base_url="http://127.0.0.1:9/PREFIX//")
+    assert "url='http://127.0.0.1:9/PREFIX/v3/certificates'" in repr(downloader)
+
+
+def test_download_error_default_reason() -> None:
+    """A CertificateDownloadError raised without a reason has certificate_download."""
+    assert CertificateDownloadError("x").reason == "certificate_download"
+
+
+def test_request_outside_run_only_marks_pending() -> None:
+    """Before run() has a loop, a request is only remembered (even with a wake-up event)."""
+    downloader = _downloader()
+    event = asyncio.Event()
+    downloader._wakeup = event
+    downloader.request_refresh("A")
+    assert downloader._pending is True
+    assert not event.is_set()
+
+
+@pytest.mark.anyio
+async def test_request_inside_the_loop_wakes_run_at_once() -> None:
+    """From run()'s own loop, a request sets the wake-up event right away."""
+    downloader = _downloader()
+    event = asyncio.Event()
+    downloader._loop, downloader._wakeup = asyncio.get_running_loop(), event
+    downloader.request_refresh("A")
+    assert event.is_set()
+    assert downloader._pending is True
+
+
+@pytest.mark.anyio
+async def test_request_from_another_thread_wakes_run() -> None:
+    """From another thread, the wake-up goes through the loop (call_soon_threadsafe)."""
+    downloader = _downloader()
+    event = asyncio.Event()
+    downloader._loop, downloader._wakeup = asyncio.get_running_loop(), event
+    thread = threading.Thread(target=downloader.request_refresh, args=("A",))
+    thread.start()
+    thread.join()
+    await event.wait()
+    assert downloader._pending is True
+
+
+def test_request_after_the_loop_closed_is_harmless() -> None:
+    """A request from a thread after run()'s loop has closed raises nothing."""
+    downloader = _downloader()
+    loop = asyncio.new_event_loop()
+    event = asyncio.Event()
+    loop.close()
+    downloader._loop, downloader._wakeup = loop, event
+    downloader.request_refresh("A")
+    assert not event.is_set()
+    assert downloader._pending is True
