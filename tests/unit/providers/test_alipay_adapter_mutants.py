@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from payhook.errors import NotificationError, SignatureError
 from payhook.events import EventType
 from payhook.providers import ParsedNotification, RawNotification
 from payhook.providers.alipay import AlipayProvider, sign_notification
 from payhook.providers.alipay._form import encode_form
-from payhook.signing import load_rsa_private_key, load_rsa_public_key, rsa_sign
+from payhook.signing import key_fingerprint, load_rsa_private_key, load_rsa_public_key, rsa_sign
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "alipay"
 TEST_PRIVATE = load_rsa_private_key((VECTORS / "test_alipay_private.pem").read_bytes())
@@ -240,3 +241,32 @@ def test_received_event_keeps_a_valid_payment_time() -> None:
     (event,) = _verify(body).events
     assert event.paid_at is not None
     assert event.paid_at.isoformat() == "2024-05-20T13:14:05+08:00"
+
+
+# A key the channel verifies with that did not sign the notification.
+OTHER_PUBLIC = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+
+
+@pytest.mark.parametrize(
+    ("cert_sn", "key_name"),
+    [(None, "alipay_public_key"), ("0123456789abcdef0123456789abcdef", "alipay_public_cert")],
+    ids=["public-key-mode", "certificate-mode"],
+)
+def test_bad_signature_hint_names_the_key_setting_and_fingerprint(
+    cert_sn: str | None, key_name: str
+) -> None:
+    """The log hint of a signature that does not match names the setting the channel verifies
+    with (public key or certificate), its fingerprint and the documented fix."""
+    fields = _fields() if cert_sn is None else {**_fields(), "alipay_cert_sn": cert_sn}
+    body = sign_notification(fields, TEST_PRIVATE)
+    provider = AlipayProvider(
+        channel="alipay", app_id=APP_ID, public_key=OTHER_PUBLIC, alipay_cert_sn=cert_sn
+    )
+    with pytest.raises(SignatureError) as caught:
+        provider.verify(RawNotification(channel="alipay", headers={}, body=body, received_at=NOW))
+    assert caught.value.reason == "bad_signature"
+    assert caught.value.hint == (
+        f"channel alipay verifies with {key_name} {key_fingerprint(OTHER_PUBLIC)}; "
+        "if genuine callbacks are refused like this, that key is wrong: see "
+        "docs/configuration.md#wrong-public-key"
+    )
